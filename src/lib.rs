@@ -1,4 +1,9 @@
 //! stockx-sync: enriches StockX sales recorded in PostgreSQL from the StockX API, validates them,
 //! and backfills the history that still lives in Notion.
 
+pub mod cli;
+pub mod config;
+pub mod db;
 pub mod metrics;
+pub mod status;
+pub mod verify;
