@@ -13,7 +13,11 @@ use crate::config::{ConfigError, LogFormat, Settings};
 use crate::db::{self, embedded::EmbeddedError, Database, DbError};
 
 #[derive(Debug, Parser)]
-#[command(name = "stockx-sync", version, about = "Enriches StockX sales in PostgreSQL from the StockX API and imports history from Notion")]
+#[command(
+    name = "stockx-sync",
+    version,
+    about = "Enriches StockX sales in PostgreSQL from the StockX API and imports history from Notion"
+)]
 pub struct Cli {
     /// Settings file (default: ./stockx-sync.toml when present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -55,10 +59,9 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         let usage = match self {
             CliError::Config(_) => true,
-            CliError::Db(DbError::Embedded(e)) => !matches!(
-                e,
-                EmbeddedError::Command { .. } | EmbeddedError::Connect(_)
-            ),
+            CliError::Db(DbError::Embedded(e)) => {
+                !matches!(e, EmbeddedError::Command { .. } | EmbeddedError::Connect(_))
+            }
             _ => false,
         };
         ExitCode::from(if usage { 2 } else { 1 })

@@ -239,7 +239,8 @@ impl Settings {
 
     /// Checks what types cannot: ranges and formats.
     fn check(&self, figment: &Figment) -> Result<(), ConfigError> {
-        let fail = |key: &str, why: String| Err(ConfigError(format!("{} {why}", origin(figment, key))));
+        let fail =
+            |key: &str, why: String| Err(ConfigError(format!("{} {why}", origin(figment, key))));
         let rate = self.stockx.requests_per_second;
         if !(rate.is_finite() && rate > 0.0) {
             return fail(

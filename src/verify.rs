@@ -44,7 +44,8 @@ const CHECKS: &[Check] = &[
     },
     Check {
         name: "profit_mismatch",
-        description: "orders whose profit differs from net proceeds minus purchase price by more than 0.01",
+        description:
+            "orders whose profit differs from net proceeds minus purchase price by more than 0.01",
         sql: "SELECT o.stockx_order_number AS example FROM platforms.stockx_orders o
               JOIN platforms.stockx_listings l ON l.id = o.listing_id
               JOIN products.inventory i ON i.id = l.inventory_id
@@ -89,8 +90,7 @@ pub async fn run_checks(pool: &PgPool) -> Result<VerifyReport, sqlx::Error> {
                     ARRAY(SELECT example FROM failing LIMIT {EXAMPLES}) AS examples",
             check.sql
         );
-        let (failures, examples): (i64, Vec<String>) =
-            sqlx::query_as(&sql).fetch_one(pool).await?;
+        let (failures, examples): (i64, Vec<String>) = sqlx::query_as(&sql).fetch_one(pool).await?;
         checks.push(CheckResult {
             name: check.name,
             description: check.description,

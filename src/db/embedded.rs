@@ -74,12 +74,13 @@ impl EmbeddedCluster {
     pub async fn start(data_dir: &Path, options: &ClusterOptions) -> Result<Self, EmbeddedError> {
         let data_dir = data_dir.to_path_buf();
         let options = options.clone();
-        let cluster = tokio::task::spawn_blocking(move || Self::start_blocking(&data_dir, &options))
-            .await
-            .map_err(|e| EmbeddedError::Command {
-                command: "start".into(),
-                detail: e.to_string(),
-            })??;
+        let cluster =
+            tokio::task::spawn_blocking(move || Self::start_blocking(&data_dir, &options))
+                .await
+                .map_err(|e| EmbeddedError::Command {
+                    command: "start".into(),
+                    detail: e.to_string(),
+                })??;
         cluster.ensure_database().await?;
         tracing::info!(
             data_dir = %cluster.data_dir.display(),
@@ -129,7 +130,10 @@ impl EmbeddedCluster {
             cluster.initdb(options)?;
         }
         if !cluster.is_running() {
-            cluster.pg_ctl(&["start", "-w", "-t", "60", "-l"], Some(&cluster.log_file()))?;
+            cluster.pg_ctl(
+                &["start", "-w", "-t", "60", "-l"],
+                Some(&cluster.log_file()),
+            )?;
             cluster.started_here = true;
         }
         drop(lock);
@@ -143,7 +147,7 @@ impl EmbeddedCluster {
             .port(PORT)
             .username(SUPERUSER)
             .database(database)
-            .application_name("stockx-sync")
+            .application_name(&application_name())
     }
 
     /// Where the cluster lives (its socket is in this directory).
@@ -159,23 +163,23 @@ impl EmbeddedCluster {
     /// Stops the server unless another client is still connected to it. Call after the pool
     /// is closed.
     pub async fn stop_if_unused(self) -> Result<(), EmbeddedError> {
-        let others = match self.connect_options("postgres").connect().await {
-            Ok(mut conn) => {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity
-                     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                )
-                .fetch_one(&mut conn)
-                .await?;
-                let _ = conn.close().await;
-                n
+        // A backend that is still starting or exiting shows up for a moment: look a few times
+        // before concluding that another client is really connected.
+        let mut others = Vec::new();
+        for _ in 0..10 {
+            others = match self.other_clients().await {
+                Ok(names) => names,
+                // Already stopped by someone else.
+                Err(_) => return Ok(()),
+            };
+            if others.is_empty() {
+                break;
             }
-            // Already stopped by someone else.
-            Err(_) => return Ok(()),
-        };
-        if others > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if !others.is_empty() {
             tracing::info!(
-                clients = others,
+                clients = ?others,
                 "embedded PostgreSQL left running: other clients are connected"
             );
             return Ok(());
@@ -186,6 +190,22 @@ impl EmbeddedCluster {
                 command: "stop".into(),
                 detail: e.to_string(),
             })?
+    }
+
+    /// Application names of the clients connected besides this process.
+    async fn other_clients(&self) -> Result<Vec<String>, sqlx::Error> {
+        let mut conn = self.connect_options("postgres").connect().await?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT coalesce(nullif(application_name, ''), '?') || ' (' || coalesce(state, 'starting') || ': ' || left(query, 40) || ')'
+             FROM pg_stat_activity
+             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+               AND application_name <> $1",
+        )
+        .bind(application_name())
+        .fetch_all(&mut conn)
+        .await?;
+        let _ = conn.close().await;
+        Ok(names)
     }
 
     /// Stops the server now, whoever else is connected.
@@ -255,14 +275,14 @@ impl EmbeddedCluster {
     }
 
     fn run(&self, program: PathBuf, args: &[&OsStr]) -> Result<Output, EmbeddedError> {
-        let output = self
-            .command(&program)
-            .args(args)
-            .output()
-            .map_err(|e| EmbeddedError::Command {
-                command: program.display().to_string(),
-                detail: e.to_string(),
-            })?;
+        let output =
+            self.command(&program)
+                .args(args)
+                .output()
+                .map_err(|e| EmbeddedError::Command {
+                    command: program.display().to_string(),
+                    detail: e.to_string(),
+                })?;
         if !output.status.success() {
             let mut detail = String::from_utf8_lossy(&output.stderr).trim().to_string();
             if let Ok(log) = fs::read_to_string(self.log_file()) {
@@ -274,7 +294,9 @@ impl EmbeddedCluster {
                 command: format!(
                     "{} {}",
                     program.display(),
-                    args.first().map(|a| a.to_string_lossy()).unwrap_or_default()
+                    args.first()
+                        .map(|a| a.to_string_lossy())
+                        .unwrap_or_default()
                 ),
                 detail,
             });
@@ -322,6 +344,12 @@ impl EmbeddedCluster {
         conn.close().await?;
         Ok(())
     }
+}
+
+/// `stockx-sync/<pid>`: tells this process's connections from other clients when deciding
+/// whether the cluster may be stopped.
+fn application_name() -> String {
+    format!("stockx-sync/{}", std::process::id())
 }
 
 /// `initdb` and `pg_ctl`: on PATH, else the highest version under `/usr/lib/postgresql/*/bin`.

@@ -42,7 +42,6 @@ impl Database {
     pub async fn open(settings: &Settings, max_connections: u32) -> Result<Database, DbError> {
         let pool_options = PgPoolOptions::new()
             .max_connections(max_connections)
-            .min_connections(1)
             .acquire_timeout(Duration::from_secs(10));
         match &settings.database_url {
             Some(url) => {
@@ -54,13 +53,12 @@ impl Database {
                         source,
                     })?
                     .application_name("stockx-sync");
-                let pool = pool_options
-                    .connect_with(options)
-                    .await
-                    .map_err(|source| DbError::Connect {
+                let pool = pool_options.connect_with(options).await.map_err(|source| {
+                    DbError::Connect {
                         url: location.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 Ok(Database {
                     pool,
                     embedded: None,
@@ -104,12 +102,11 @@ impl Database {
 
 /// Applies pending migrations; returns the descriptions of those it applied, in order.
 pub async fn migrate(pool: &PgPool) -> Result<Vec<String>, DbError> {
-    let applied_before: Vec<i64> = sqlx::query_scalar(
-        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap_or_default();
+    let applied_before: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
     MIGRATOR.run(pool).await?;
     Ok(MIGRATOR
         .iter()

@@ -1,1 +1,7 @@
 //! One integration-test binary (link time matters on two cores): each module is one area.
+
+mod helpers;
+
+mod cli;
+mod embedded;
+mod schema;
