@@ -36,6 +36,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the queue (no-op jobs/s, insert → start latency) in a scratch database; prints figures.
+    Bench {
+        /// No-op jobs to burn down.
+        #[arg(long, default_value_t = 20_000)]
+        jobs: u64,
+        /// Jobs run at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Single inserts timed for the latency figures.
+        #[arg(long, default_value_t = 300)]
+        latency_samples: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the integrity checks (orphaned sold inventory, profit/ROI mismatches, ...); exit 1 when any fails.
     Verify {
         /// Print JSON instead of text.
@@ -69,10 +84,10 @@ impl CliError {
 }
 
 /// Sets up logging: text for people, JSON for log shippers; `RUST_LOG` refines the levels.
-pub fn init_logging(format: LogFormat) {
+pub fn init_logging(format: LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -85,7 +100,16 @@ pub fn init_logging(format: LogFormat) {
 
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let settings = Settings::load(cli.config.as_deref())?;
-    init_logging(settings.log.format);
+    // Per-job log lines would measure the logger, not the queue.
+    let quiet = matches!(cli.command, Command::Bench { .. });
+    init_logging(
+        settings.log.format,
+        if quiet {
+            "warn"
+        } else {
+            "info,sqlx=warn,hyper=warn,reqwest=warn"
+        },
+    );
     let database = Database::open(&settings, 10).await?;
     tracing::debug!(database = %database.location, "connected");
     let result = tokio::select! {
@@ -126,6 +150,24 @@ async fn run_command(
             db::migrate(pool).await?;
             let report = crate::status::collect(pool).await.map_err(DbError::from)?;
             print_report(&report, *json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            jobs,
+            concurrency,
+            latency_samples,
+            json,
+        } => {
+            let options = crate::bench::BenchOptions {
+                jobs: *jobs,
+                concurrency: *concurrency,
+                latency_samples: *latency_samples,
+            };
+            let scratch =
+                crate::bench::ScratchDb::create(&database.connect_options, "bench").await?;
+            let figures = crate::bench::run_queue_bench(&scratch.pool, &options).await;
+            scratch.drop_now().await?;
+            print_report(&figures?, *json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {

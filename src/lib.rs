@@ -1,9 +1,13 @@
 //! stockx-sync: enriches StockX sales recorded in PostgreSQL from the StockX API, validates them,
 //! and backfills the history that still lives in Notion.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod metrics;
+pub mod queue;
 pub mod status;
 pub mod verify;
+pub mod worker;

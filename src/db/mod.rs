@@ -35,6 +35,8 @@ pub struct Database {
     embedded: Option<EmbeddedCluster>,
     /// Where we connect, for messages (password redacted).
     pub location: String,
+    /// How to open more connections to the same server (scratch databases, LISTEN).
+    pub connect_options: PgConnectOptions,
 }
 
 impl Database {
@@ -53,16 +55,18 @@ impl Database {
                         source,
                     })?
                     .application_name("stockx-sync");
-                let pool = pool_options.connect_with(options).await.map_err(|source| {
-                    DbError::Connect {
+                let pool = pool_options
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(|source| DbError::Connect {
                         url: location.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 Ok(Database {
                     pool,
                     embedded: None,
                     location,
+                    connect_options: options,
                 })
             }
             None => {
@@ -73,8 +77,9 @@ impl Database {
                     cluster.data_dir().display(),
                     embedded::DATABASE
                 );
+                let options = cluster.connect_options(embedded::DATABASE);
                 let pool = pool_options
-                    .connect_with(cluster.connect_options(embedded::DATABASE))
+                    .connect_with(options.clone())
                     .await
                     .map_err(|source| DbError::Connect {
                         url: location.clone(),
@@ -84,6 +89,7 @@ impl Database {
                     pool,
                     embedded: Some(cluster),
                     location,
+                    connect_options: options,
                 })
             }
         }

@@ -1,0 +1,235 @@
+//! `stockx-sync bench`: the queue's figures, measured the way `river bench` and graphile-worker's
+//! latency test measure theirs, so that the numbers can be compared in one run.
+//!
+//! - **burn-down**: N no-op jobs inserted up front, one worker at the given concurrency; jobs/s
+//!   from the first claim until the last completion is in the table.
+//! - **latency**: single sales inserted through `platforms.stockx_sale_entry` (as Budibase does)
+//!   into an idle worker; time from just before the INSERT is sent until the order's job starts
+//!   (so it includes the insert, the trigger, the commit, NOTIFY and the claim).
+//!
+//! Runs in a scratch database created next to the configured one and dropped afterwards.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::queue::{Job, JobKind};
+use crate::worker::{JobHandler, JobResult, Worker, WorkerOptions};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub jobs: u64,
+    pub concurrency: usize,
+    pub latency_samples: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueueFigures {
+    pub jobs: u64,
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub jobs_per_second: f64,
+    pub latency_samples: usize,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p90: f64,
+    pub latency_ms_p99: f64,
+    pub latency_ms_max: f64,
+    /// The same, measured from the moment the INSERT's commit was acknowledged.
+    pub after_commit_ms_p50: f64,
+    pub after_commit_ms_p99: f64,
+}
+
+impl std::fmt::Display for QueueFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "queue burn-down: {} no-op jobs, concurrency {}: {:.2} s, {:.0} jobs/s",
+            self.jobs, self.concurrency, self.seconds, self.jobs_per_second
+        )?;
+        write!(
+            f,
+            "insert → job start latency ({} single sales through the entry view): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.latency_samples,
+            self.latency_ms_p50,
+            self.latency_ms_p90,
+            self.latency_ms_p99,
+            self.latency_ms_max
+        )?;
+        write!(
+            f,
+            "\ncommit acknowledged → job start: p50 {:.2} ms, p99 {:.2} ms",
+            self.after_commit_ms_p50, self.after_commit_ms_p99
+        )
+    }
+}
+
+/// Does nothing but count, and report when an order job starts.
+struct NoopHandler {
+    done: AtomicU64,
+    started_orders: mpsc::UnboundedSender<Instant>,
+}
+
+impl JobHandler for NoopHandler {
+    fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, JobResult> {
+        Box::pin(async move {
+            if job.kind == JobKind::Order {
+                let _ = self.started_orders.send(Instant::now());
+            }
+            self.done.fetch_add(1, Ordering::Relaxed);
+            JobResult::Completed("enriched")
+        })
+    }
+}
+
+/// A scratch database beside `base`, migrated; dropped by [`ScratchDb::drop_now`].
+pub struct ScratchDb {
+    admin: PgConnectOptions,
+    name: String,
+    pub pool: PgPool,
+}
+
+impl ScratchDb {
+    pub async fn create(base: &PgConnectOptions, purpose: &str) -> anyhow::Result<ScratchDb> {
+        let name = format!("stockx_sync_{purpose}_{}", std::process::id());
+        let admin = base.clone();
+        let mut conn = admin.connect().await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the scratch database {name} (the benchmark needs CREATE DATABASE): {e}"))?;
+        conn.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .connect_with(crate::worker::queue_connect_options(
+                base.clone().database(&name),
+            ))
+            .await?;
+        crate::db::migrate(&pool).await?;
+        Ok(ScratchDb { admin, name, pool })
+    }
+
+    pub async fn drop_now(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        let mut conn = self.admin.connect().await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(())
+    }
+}
+
+pub async fn run_queue_bench(
+    pool: &PgPool,
+    options: &BenchOptions,
+) -> anyhow::Result<QueueFigures> {
+    let (tx, mut started_orders) = mpsc::unbounded_channel();
+    let handler = Arc::new(NoopHandler {
+        done: AtomicU64::new(0),
+        started_orders: tx,
+    });
+    let worker_options = WorkerOptions {
+        id: crate::worker::worker_id(),
+        concurrency: options.concurrency,
+        lease: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(1000),
+        retention: Duration::from_secs(7 * 86_400),
+        shutdown_grace: Duration::from_secs(5),
+        poll_only: false,
+    };
+
+    // Burn-down.
+    sqlx::query(
+        "INSERT INTO integration.enrichment_jobs (kind, entity_id)
+         SELECT 'inventory', gen_random_uuid() FROM generate_series(1, $1)",
+    )
+    .bind(options.jobs as i64)
+    .execute(pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE integration.enrichment_jobs")
+        .execute(pool)
+        .await?;
+    let shutdown = CancellationToken::new();
+    let worker = Worker::new(pool.clone(), worker_options, handler.clone());
+    let start = Instant::now();
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+    loop {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if handler.done.load(Ordering::Relaxed) < options.jobs {
+            continue;
+        }
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM integration.enrichment_jobs WHERE state <> 'completed'",
+        )
+        .fetch_one(pool)
+        .await?;
+        if left == 0 {
+            break;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+
+    // Latency: one sale at a time into the idle worker.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while started_orders.try_recv().is_ok() {}
+    let mut latencies = Vec::with_capacity(options.latency_samples);
+    let mut after_commit = Vec::with_capacity(options.latency_samples);
+    for i in 0..options.latency_samples {
+        let before = Instant::now();
+        sqlx::query(
+            "INSERT INTO platforms.stockx_sale_entry
+               (stockx_order_number, sku, size, supplier, purchase_price, net_proceeds, sold_at)
+             VALUES ($1, 'DD1391-100', '10', 'Bench Supplier', 100, 130, '2024-01-01')",
+        )
+        .bind(format!("BENCH-{i}"))
+        .execute(pool)
+        .await?;
+        let committed = Instant::now();
+        let started = tokio::time::timeout(Duration::from_secs(5), started_orders.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("no job started within 5 s of an insert"))?
+            .ok_or_else(|| anyhow::anyhow!("worker stopped"))?;
+        latencies.push(started.saturating_duration_since(before).as_secs_f64() * 1000.0);
+        after_commit.push(started.saturating_duration_since(committed).as_secs_f64() * 1000.0);
+        // Let the inventory job of the same sale finish too, so samples do not overlap.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shutdown.cancel();
+    worker_task.await??;
+
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    after_commit.sort_by(|a, b| a.total_cmp(b));
+    let pct_of = |samples: &[f64], p: f64| -> f64 {
+        if samples.is_empty() {
+            return 0.0;
+        }
+        samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let pct = |p: f64| pct_of(&latencies, p);
+    Ok(QueueFigures {
+        jobs: options.jobs,
+        concurrency: options.concurrency,
+        seconds,
+        jobs_per_second: options.jobs as f64 / seconds,
+        latency_samples: latencies.len(),
+        latency_ms_p50: pct(0.50),
+        latency_ms_p90: pct(0.90),
+        latency_ms_p99: pct(0.99),
+        latency_ms_max: latencies.last().copied().unwrap_or(0.0),
+        after_commit_ms_p50: pct_of(&after_commit, 0.50),
+        after_commit_ms_p99: pct_of(&after_commit, 0.99),
+    })
+}

@@ -1,0 +1,168 @@
+//! The worker's HTTP listener (`STOCKX_SYNC_HTTP_ADDR`): `/metrics` for Prometheus, `/healthz`
+//! (the process is alive) and `/readyz` (it can do its work: database reachable, LISTEN
+//! connection up, StockX accepting our credentials), with the reason when it cannot.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics as m;
+use crate::worker::Health;
+
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn metrics_handle() -> PrometheusHandle {
+    RECORDER
+        .get_or_init(|| {
+            let seconds = &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0,
+            ];
+            let lag = &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0,
+                300.0, 900.0, 3600.0,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(m::JOB_LAG_SECONDS.into()), lag)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), seconds))
+                .expect("static buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests); then ours only renders zeros,
+            // which is harmless.
+            let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
+            handle
+        })
+        .clone()
+}
+
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(m::JOBS_TOTAL, "Jobs run, by kind and outcome");
+    describe_histogram!(
+        m::JOB_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to run one job"
+    );
+    describe_histogram!(
+        m::JOB_LAG_SECONDS,
+        Unit::Seconds,
+        "Row committed to job claimed"
+    );
+    describe_gauge!(m::QUEUE_JOBS, "Jobs in the queue table, by state");
+    describe_counter!(m::API_REQUESTS_TOTAL, "Requests to StockX and Notion");
+    describe_histogram!(
+        m::API_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "API request time"
+    );
+    describe_counter!(m::API_THROTTLED_TOTAL, "429 answers received");
+    describe_counter!(
+        m::VALIDATION_WARNINGS_TOTAL,
+        "Validation findings raised, by rule"
+    );
+    describe_counter!(
+        m::BACKFILL_ROWS_TOTAL,
+        "Imported Notion records, by outcome"
+    );
+    describe_counter!(
+        m::LISTENER_RECONNECTS_TOTAL,
+        "Reconnects of the LISTEN connection"
+    );
+    describe_gauge!(
+        m::QUEUE_OLDEST_AVAILABLE_AGE_SECONDS,
+        Unit::Seconds,
+        "Age of the oldest due job"
+    );
+    describe_gauge!(
+        m::ORDERS_PENDING_OVER_24H,
+        "Orders pending enrichment for more than 24 h"
+    );
+    describe_gauge!(m::LISTENER_UP, "1 while the LISTEN connection is up");
+}
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub health: Arc<Health>,
+    pub metrics: PrometheusHandle,
+    /// Poll-only workers have no LISTEN connection; readiness does not require one.
+    pub poll_only: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_endpoint))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let mut problems = Vec::new();
+    let db = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await;
+    match db {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => problems.push(format!("database unreachable: {e}")),
+        Err(_) => problems.push("database unreachable: no answer within 2 s".into()),
+    }
+    if !state.poll_only && !state.health.listener_up.load(Ordering::Relaxed) {
+        problems.push("LISTEN connection is down (reconnecting)".into());
+    }
+    if let Some(reason) = state.health.blocked_reason.lock().expect("lock").clone() {
+        problems.push(reason);
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, Json(serde_json::json!({"ready": true})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "reasons": problems})),
+        )
+    }
+}
+
+/// Serves `router` on `addr` until `shutdown`. Returns the bound address (port 0 allowed).
+pub async fn serve(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    Ok((bound, handle))
+}

@@ -1,0 +1,385 @@
+//! The job queue's SQL: claim, complete, retry, release, heartbeat, rescue, prune.
+//!
+//! Every function is one short statement in its own transaction; no transaction stays open
+//! while a job runs. The table (`integration.enrichment_jobs`) is the truth, NOTIFY only wakes.
+//! Writes that end a job are fenced by `locked_by`: a worker whose lease expired and whose job
+//! was rescued and claimed by another cannot overwrite the other's result.
+//!
+//! Delivery is at least once: a job whose worker dies runs again after its lease ends, so what
+//! a job does must be idempotent (it is: see `enrich`).
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// What a job enriches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// A `platforms.stockx_orders` row.
+    Order,
+    /// A `products.inventory` row.
+    Inventory,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Order => "order",
+            JobKind::Inventory => "inventory",
+        }
+    }
+
+    fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "order" => Some(JobKind::Order),
+            "inventory" => Some(JobKind::Inventory),
+            _ => None,
+        }
+    }
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub entity_id: Uuid,
+    /// This attempt's number, from 1.
+    pub attempt: i16,
+    pub max_attempts: i16,
+    /// Seconds from the job's creation (the row's commit, near enough) to this claim.
+    pub lag_seconds: f64,
+}
+
+/// Claims up to `limit` due jobs for `worker`, oldest first, in one statement.
+///
+/// `FOR UPDATE SKIP LOCKED` lets many workers claim at once without waiting on each other or
+/// taking the same job.
+pub async fn claim_next_jobs(
+    pool: &PgPool,
+    worker: &str,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<Job>, sqlx::Error> {
+    let rows: Vec<(i64, String, Uuid, i16, i16, f64)> = sqlx::query_as(
+        "WITH next AS (
+             SELECT id FROM integration.enrichment_jobs
+             WHERE state IN ('available', 'retryable') AND run_after <= clock_timestamp()
+             ORDER BY run_after, id
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE integration.enrichment_jobs j
+         SET state = 'running',
+             attempt = j.attempt + 1,
+             locked_by = $2,
+             locked_until = clock_timestamp() + make_interval(secs => $3),
+             attempted_at = clock_timestamp()
+         FROM next
+         WHERE j.id = next.id
+         RETURNING j.id, j.kind, j.entity_id, j.attempt, j.max_attempts,
+                   extract(epoch FROM clock_timestamp() - j.created_at)::float8",
+    )
+    .bind(limit as i64)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, kind, entity_id, attempt, max_attempts, lag)| {
+            Some(Job {
+                id,
+                kind: JobKind::parse(&kind)?,
+                entity_id,
+                attempt,
+                max_attempts,
+                lag_seconds: lag.max(0.0),
+            })
+        })
+        .collect())
+}
+
+/// A finished job, for the batch completer.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub id: i64,
+    pub outcome: &'static str,
+}
+
+/// Marks jobs completed, many in one statement (River's batch completer idea).
+pub async fn complete_jobs(
+    pool: &PgPool,
+    worker: &str,
+    done: &[Completion],
+) -> Result<u64, sqlx::Error> {
+    if done.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = done.iter().map(|c| c.id).collect();
+    let outcomes: Vec<&str> = done.iter().map(|c| c.outcome).collect();
+    let result = sqlx::query(
+        "UPDATE integration.enrichment_jobs j
+         SET state = 'completed', outcome = d.outcome, finished_at = clock_timestamp(),
+             locked_by = NULL, locked_until = NULL, last_error = NULL
+         FROM unnest($1::bigint[], $2::text[]) AS d(id, outcome)
+         WHERE j.id = d.id AND j.state = 'running' AND j.locked_by = $3",
+    )
+    .bind(&ids)
+    .bind(&outcomes)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// What became of a job that did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureFate {
+    /// Back in the queue at `run_after`.
+    Retryable,
+    /// Dead-lettered (attempts exhausted or a permanent error).
+    Failed,
+}
+
+/// Records a failed attempt: retryable after `delay` when attempts remain and `retry` is true,
+/// otherwise dead-lettered with the error kept.
+pub async fn fail_attempt(
+    pool: &PgPool,
+    worker: &str,
+    job_id: i64,
+    error: &str,
+    outcome: &str,
+    retry: bool,
+    delay: Duration,
+) -> Result<Option<FailureFate>, sqlx::Error> {
+    let state: Option<String> = sqlx::query_scalar(
+        "UPDATE integration.enrichment_jobs
+         SET state = CASE WHEN $4 AND attempt < max_attempts THEN 'retryable' ELSE 'failed' END,
+             run_after = CASE WHEN $4 AND attempt < max_attempts
+                              THEN clock_timestamp() + make_interval(secs => $5)
+                              ELSE run_after END,
+             finished_at = CASE WHEN $4 AND attempt < max_attempts THEN NULL
+                                ELSE clock_timestamp() END,
+             last_error = $2, outcome = $3, locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND state = 'running' AND locked_by = $6
+         RETURNING state",
+    )
+    .bind(job_id)
+    .bind(error)
+    .bind(outcome)
+    .bind(retry)
+    .bind(delay.as_secs_f64())
+    .bind(worker)
+    .fetch_optional(pool)
+    .await?;
+    Ok(state.map(|s| {
+        if s == "retryable" {
+            FailureFate::Retryable
+        } else {
+            FailureFate::Failed
+        }
+    }))
+}
+
+/// Gives jobs back without counting the attempt: on shutdown, or while StockX refuses our
+/// credentials (the jobs wait; they did not fail).
+pub async fn release_jobs(
+    pool: &PgPool,
+    worker: &str,
+    ids: &[i64],
+    delay: Duration,
+    reason: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let result = sqlx::query(
+        "UPDATE integration.enrichment_jobs
+         SET state = CASE WHEN attempt > 1 THEN 'retryable' ELSE 'available' END,
+             attempt = greatest(attempt - 1, 0),
+             run_after = clock_timestamp() + make_interval(secs => $3),
+             locked_by = NULL, locked_until = NULL,
+             last_error = coalesce($4, last_error)
+         WHERE id = ANY($1) AND state = 'running' AND locked_by = $2",
+    )
+    .bind(ids)
+    .bind(worker)
+    .bind(delay.as_secs_f64())
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Renews the lease of the jobs this worker is running.
+pub async fn heartbeat(
+    pool: &PgPool,
+    worker: &str,
+    ids: &[i64],
+    lease: Duration,
+) -> Result<u64, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let result = sqlx::query(
+        "UPDATE integration.enrichment_jobs
+         SET locked_until = clock_timestamp() + make_interval(secs => $3)
+         WHERE id = ANY($1) AND state = 'running' AND locked_by = $2",
+    )
+    .bind(ids)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Returns jobs whose lease ended (their worker died or hung) to the queue; the attempt counts.
+/// Jobs that used their last attempt are dead-lettered.
+pub async fn rescue_expired_jobs(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "WITH expired AS (
+             SELECT id FROM integration.enrichment_jobs
+             WHERE state = 'running' AND locked_until < clock_timestamp()
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE integration.enrichment_jobs j
+         SET state = CASE WHEN j.attempt < j.max_attempts THEN 'retryable' ELSE 'failed' END,
+             finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE clock_timestamp() END,
+             run_after = clock_timestamp(),
+             last_error = 'lease expired: worker ' || coalesce(j.locked_by, '?')
+                          || ' stopped heartbeating (crashed or hung)',
+             locked_by = NULL, locked_until = NULL
+         FROM expired WHERE j.id = expired.id",
+    )
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Deletes finished jobs older than `retention`.
+pub async fn prune_finished_jobs(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "DELETE FROM integration.enrichment_jobs
+         WHERE state IN ('completed', 'failed')
+           AND finished_at < clock_timestamp() - make_interval(secs => $1)",
+    )
+    .bind(retention.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// `stockx-sync retry`: failed jobs back to the queue with their attempts reset. With no ids,
+/// every failed job.
+pub async fn retry_failed_jobs(pool: &PgPool, ids: Option<&[i64]>) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE integration.enrichment_jobs j
+         SET state = 'available', attempt = 0, run_after = clock_timestamp(),
+             finished_at = NULL, outcome = NULL
+         WHERE state = 'failed' AND ($1::bigint[] IS NULL OR id = ANY($1))
+           AND NOT EXISTS (
+               SELECT 1 FROM integration.enrichment_jobs o
+               WHERE o.kind = j.kind AND o.entity_id = j.entity_id
+                 AND o.state IN ('available', 'running', 'retryable'))",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Enqueues a job for one row now (as the triggers do), e.g. `sync-order --force`.
+/// Returns the open job's id, new or existing.
+pub async fn enqueue(pool: &PgPool, kind: JobKind, entity_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH ins AS (
+             INSERT INTO integration.enrichment_jobs (kind, entity_id) VALUES ($1, $2)
+             ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'running', 'retryable')
+             DO NOTHING RETURNING id)
+         SELECT id FROM ins
+         UNION ALL
+         SELECT id FROM integration.enrichment_jobs
+         WHERE kind = $1 AND entity_id = $2 AND state IN ('available', 'running', 'retryable')
+         LIMIT 1",
+    )
+    .bind(kind.as_str())
+    .bind(entity_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// Numbers for the queue gauges.
+#[derive(Debug, Default, Clone)]
+pub struct QueueStats {
+    pub by_state: Vec<(String, i64)>,
+    pub oldest_available_age_seconds: f64,
+    pub orders_pending_over_24h: i64,
+}
+
+pub async fn queue_stats(pool: &PgPool) -> Result<QueueStats, sqlx::Error> {
+    let by_state: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.state, count(j.id)
+         FROM unnest(ARRAY['available', 'running', 'retryable', 'completed', 'failed']) AS s(state)
+         LEFT JOIN integration.enrichment_jobs j ON j.state = s.state
+         GROUP BY s.state",
+    )
+    .fetch_all(pool)
+    .await?;
+    let (oldest, pending): (f64, i64) = sqlx::query_as(
+        "SELECT coalesce((SELECT extract(epoch FROM clock_timestamp() - min(run_after))::float8
+                          FROM integration.enrichment_jobs
+                          WHERE state IN ('available', 'retryable')
+                            AND run_after <= clock_timestamp()), 0),
+                (SELECT count(*) FROM platforms.stockx_orders
+                 WHERE enrichment_status = 'pending' AND created_at < now() - interval '24 hours')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(QueueStats {
+        by_state,
+        oldest_available_age_seconds: oldest.max(0.0),
+        orders_pending_over_24h: pending,
+    })
+}
+
+/// River's retry schedule: attempt⁴ seconds ± 10 % (1 s, 16 s, 81 s, ...), at least what the
+/// server asked for with `Retry-After`.
+pub fn retry_delay(attempt: i16, retry_after: Option<Duration>) -> Duration {
+    use rand::Rng;
+    let base = f64::from(attempt.max(1)).powi(4);
+    let jitter = rand::rng().random_range(-0.1..=0.1);
+    let backoff = Duration::from_secs_f64(base * (1.0 + jitter));
+    match retry_after {
+        Some(wait) if wait > backoff => wait,
+        _ => backoff,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_as_the_fourth_power_with_ten_percent_jitter() {
+        for (attempt, base) in [(1, 1.0), (2, 16.0), (3, 81.0)] {
+            for _ in 0..50 {
+                let d = retry_delay(attempt, None).as_secs_f64();
+                assert!(
+                    d >= base * 0.9 - 1e-9 && d <= base * 1.1 + 1e-9,
+                    "{attempt}: {d}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer() {
+        let d = retry_delay(1, Some(Duration::from_secs(30)));
+        assert_eq!(d, Duration::from_secs(30));
+        let d = retry_delay(3, Some(Duration::from_secs(1)));
+        assert!(d.as_secs_f64() > 70.0);
+    }
+}

@@ -1,0 +1,548 @@
+//! The worker: wakes on NOTIFY, claims jobs, runs them, records what happened.
+//!
+//! Tasks of one worker process, all stopped by one `CancellationToken`:
+//! - the **listener** holds one dedicated LISTEN connection on `stockx_sync_jobs`, checks it
+//!   every few seconds (`pg_listening_channels()`), reconnects with capped backoff and wakes
+//!   the claimer after every (re)connect so nothing that arrived meanwhile waits for the poll;
+//! - the **claimer** claims as many due jobs as it has free slots, in one statement, and
+//!   otherwise sleeps until a NOTIFY, a freed slot or the jittered poll (the safety net);
+//! - each claimed job runs in its own task; its result goes to the **completer**, which marks
+//!   completions in batches (one UPDATE for many jobs);
+//! - the **keeper** renews the leases of running jobs (heartbeat), returns jobs whose lease
+//!   expired (another worker died), prunes finished jobs and refreshes the queue gauges.
+//!
+//! On shutdown the claimer stops, running jobs get `shutdown_grace` to finish, the rest are
+//! released (their attempt not counted), and the completer flushes.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use rand::Rng;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics as m;
+use crate::queue::{self, Completion, FailureFate, Job};
+
+/// The NOTIFY channel the triggers use.
+pub const CHANNEL: &str = "stockx_sync_jobs";
+
+/// What a job's run produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    /// Done; the label is the outcome (`enriched`, `not_found`, `validated`).
+    Completed(&'static str),
+    /// Failed; retried with backoff while attempts remain when `transient`, else dead-lettered.
+    Failed {
+        message: String,
+        transient: bool,
+        retry_after: Option<Duration>,
+    },
+    /// Not attempted (e.g. StockX refused our credentials): back to the queue after `delay`,
+    /// the attempt not counted.
+    Postponed { reason: String, delay: Duration },
+}
+
+/// Runs one job. The real one is `enrich::Enricher`; the benchmark uses a no-op.
+pub trait JobHandler: Send + Sync + 'static {
+    fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, JobResult>;
+}
+
+/// Settings of one worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Identifies this process in `locked_by` (host:pid:random).
+    pub id: String,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub retention: Duration,
+    pub shutdown_grace: Duration,
+    /// No LISTEN (PgBouncer in transaction mode): poll only.
+    pub poll_only: bool,
+}
+
+impl WorkerOptions {
+    pub fn from_settings(settings: &crate::config::WorkerSettings, poll_only: bool) -> Self {
+        WorkerOptions {
+            id: worker_id(),
+            concurrency: settings.concurrency,
+            lease: Duration::from_secs(settings.lease_secs),
+            poll_interval: Duration::from_millis(settings.poll_interval_ms),
+            retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+            shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
+            poll_only,
+        }
+    }
+}
+
+/// Connection settings for the queue's own statements (claim, complete, heartbeat): commits
+/// need not wait for the WAL flush. A claim or completion lost in a server crash only means the
+/// job runs again after its lease, which at-least-once delivery allows; WAL order still
+/// guarantees that a completion never survives without the writes committed before it.
+pub fn queue_connect_options(
+    options: sqlx::postgres::PgConnectOptions,
+) -> sqlx::postgres::PgConnectOptions {
+    options.options([("synchronous_commit", "off")])
+}
+
+/// `hostname:pid:random`, unique per process.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let tag: u32 = rand::rng().random();
+    format!("{host}:{}:{tag:08x}", std::process::id())
+}
+
+/// State shared with the HTTP server's `/readyz`.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub listener_up: AtomicBool,
+    /// Why jobs are being postponed (e.g. credentials refused), if they are.
+    pub blocked_reason: Mutex<Option<String>>,
+}
+
+/// A worker process's queue side. Build with [`Worker::new`], run with [`Worker::run`].
+pub struct Worker {
+    pool: PgPool,
+    options: WorkerOptions,
+    handler: Arc<dyn JobHandler>,
+    health: Arc<Health>,
+}
+
+struct Shared {
+    pool: PgPool,
+    options: WorkerOptions,
+    handler: Arc<dyn JobHandler>,
+    health: Arc<Health>,
+    wake: Notify,
+    running: Mutex<HashSet<i64>>,
+    slots: Arc<Semaphore>,
+    completions: mpsc::UnboundedSender<Completion>,
+}
+
+impl Worker {
+    pub fn new(pool: PgPool, options: WorkerOptions, handler: Arc<dyn JobHandler>) -> Self {
+        Worker {
+            pool,
+            options,
+            handler,
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops gracefully.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), sqlx::Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            slots: Arc::new(Semaphore::new(self.options.concurrency)),
+            pool: self.pool,
+            options: self.options,
+            handler: self.handler,
+            health: self.health,
+            wake: Notify::new(),
+            running: Mutex::new(HashSet::new()),
+            completions: tx,
+        });
+        tracing::info!(
+            worker = %shared.options.id,
+            concurrency = shared.options.concurrency,
+            lease_s = shared.options.lease.as_secs_f64(),
+            poll_only = shared.options.poll_only,
+            "worker started"
+        );
+        let stop_background = CancellationToken::new();
+        let completer = tokio::spawn(run_completer(
+            shared.pool.clone(),
+            shared.options.id.clone(),
+            rx,
+        ));
+        let keeper = tokio::spawn(run_keeper(shared.clone(), stop_background.clone()));
+        let listener = (!shared.options.poll_only)
+            .then(|| tokio::spawn(run_listener(shared.clone(), stop_background.clone())));
+
+        let mut jobs = JoinSet::new();
+        run_claimer(&shared, &mut jobs, &shutdown).await;
+
+        // Graceful stop: let running jobs finish within the grace period, then release the rest.
+        let deadline = tokio::time::sleep(shared.options.shutdown_grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = jobs.join_next() => if next.is_none() { break },
+                _ = &mut deadline => {
+                    jobs.abort_all();
+                    while jobs.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        let leftover: Vec<i64> = shared.running.lock().expect("lock").drain().collect();
+        if !leftover.is_empty() {
+            let n = queue::release_jobs(
+                &shared.pool,
+                &shared.options.id,
+                &leftover,
+                Duration::ZERO,
+                None,
+            )
+            .await?;
+            tracing::warn!(jobs = n, "released jobs still running at shutdown");
+        }
+        stop_background.cancel();
+        if let Some(listener) = listener {
+            let _ = listener.await;
+        }
+        let _ = keeper.await;
+        drop(shared);
+        let _ = completer.await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+/// Claims while there is room and due jobs; sleeps otherwise.
+///
+/// Up to `concurrency` jobs run at once; up to as many more are claimed ahead into a local
+/// buffer (their leases renewed like running jobs'), so that a slot that frees is filled at
+/// once and claims go out in batches rather than one job at a time.
+async fn run_claimer(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &CancellationToken) {
+    let capacity = shared.options.concurrency * 2;
+    let mut buffer: VecDeque<Job> = VecDeque::with_capacity(capacity);
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        // Reap finished tasks so the JoinSet does not grow.
+        while jobs.try_join_next().is_some() {}
+        // Start what the free slots allow.
+        while !buffer.is_empty() {
+            let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let Some(job) = buffer.pop_front() else { break };
+            let shared = shared.clone();
+            jobs.spawn(async move {
+                run_job(&shared, job).await;
+                drop(permit);
+            });
+        }
+        let in_flight =
+            shared.options.concurrency - shared.slots.available_permits() + buffer.len();
+        let room = capacity.saturating_sub(in_flight);
+        if room == 0 || buffer.len() >= shared.options.concurrency {
+            tokio::select! {
+                permit = shared.slots.acquire() => drop(permit),
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        let claimed = match queue::claim_next_jobs(
+            &shared.pool,
+            &shared.options.id,
+            room,
+            shared.options.lease,
+        )
+        .await
+        {
+            Ok(claimed) => {
+                failures = 0;
+                claimed
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = capped_backoff(failures);
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {},
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+        };
+        let got_any = !claimed.is_empty();
+        {
+            let mut running = shared.running.lock().expect("lock");
+            for job in &claimed {
+                running.insert(job.id);
+                metrics::histogram!(m::JOB_LAG_SECONDS).record(job.lag_seconds);
+            }
+        }
+        buffer.extend(claimed);
+        if got_any {
+            continue;
+        }
+        if !buffer.is_empty() {
+            // Nothing more is due; wait until a buffered job can start.
+            tokio::select! {
+                permit = shared.slots.acquire() => drop(permit),
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        let poll = jittered(shared.options.poll_interval);
+        tokio::select! {
+            _ = shared.wake.notified() => {},
+            _ = tokio::time::sleep(poll) => {},
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    // Claimed but never started: back to the queue (the caller releases what `running` holds).
+    drop(buffer);
+}
+
+async fn run_job(shared: &Shared, job: Job) {
+    let kind = job.kind.as_str();
+    let started = Instant::now();
+    let span = tracing::info_span!("job", id = job.id, kind, attempt = job.attempt);
+    let result = tracing::Instrument::instrument(shared.handler.run(&job), span.clone()).await;
+    let elapsed = started.elapsed();
+    metrics::histogram!(m::JOB_DURATION_SECONDS, "kind" => kind).record(elapsed.as_secs_f64());
+    let _enter = span.enter();
+    let duration_ms = elapsed.as_millis() as u64;
+    match result {
+        JobResult::Completed(outcome) => {
+            shared.running.lock().expect("lock").remove(&job.id);
+            metrics::counter!(m::JOBS_TOTAL, "kind" => kind, "outcome" => outcome).increment(1);
+            tracing::info!(outcome, duration_ms, "job done");
+            let _ = shared.completions.send(Completion {
+                id: job.id,
+                outcome,
+            });
+        }
+        JobResult::Failed {
+            message,
+            transient,
+            retry_after,
+        } => {
+            let delay = queue::retry_delay(job.attempt, retry_after);
+            let fate = queue::fail_attempt(
+                &shared.pool,
+                &shared.options.id,
+                job.id,
+                &message,
+                "error",
+                transient,
+                delay,
+            )
+            .await;
+            shared.running.lock().expect("lock").remove(&job.id);
+            match fate {
+                Ok(Some(FailureFate::Retryable)) => {
+                    metrics::counter!(m::JOBS_TOTAL, "kind" => kind, "outcome" => "retried")
+                        .increment(1);
+                    tracing::warn!(
+                        outcome = "retried",
+                        duration_ms,
+                        retry_in_s = delay.as_secs_f64(),
+                        error = %message,
+                        "job failed, will retry"
+                    );
+                }
+                Ok(Some(FailureFate::Failed)) => {
+                    metrics::counter!(m::JOBS_TOTAL, "kind" => kind, "outcome" => "failed")
+                        .increment(1);
+                    tracing::error!(outcome = "failed", duration_ms, error = %message, "job failed for good");
+                }
+                Ok(None) => tracing::warn!("job was taken over after its lease expired"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the job's failure; the lease will return it")
+                }
+            }
+        }
+        JobResult::Postponed { reason, delay } => {
+            let released = queue::release_jobs(
+                &shared.pool,
+                &shared.options.id,
+                &[job.id],
+                delay,
+                Some(&reason),
+            )
+            .await;
+            shared.running.lock().expect("lock").remove(&job.id);
+            if let Err(e) = released {
+                tracing::error!(error = %e, "could not postpone the job; the lease will return it");
+            }
+            tracing::warn!(outcome = "postponed", reason = %reason, "job postponed");
+        }
+    }
+}
+
+/// Marks completions in batches: whatever arrived while the previous batch was written.
+async fn run_completer(pool: PgPool, worker: String, mut rx: mpsc::UnboundedReceiver<Completion>) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 1000).await > 0 {
+        let mut attempt = 0u32;
+        loop {
+            match queue::complete_jobs(&pool, &worker, &batch).await {
+                Ok(_) => break,
+                Err(e) => {
+                    attempt += 1;
+                    if attempt > 5 {
+                        tracing::error!(error = %e, jobs = batch.len(), "could not mark jobs completed; they will run again after their lease");
+                        break;
+                    }
+                    tokio::time::sleep(capped_backoff(attempt)).await;
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Heartbeat, rescue, prune, gauges.
+async fn run_keeper(shared: Arc<Shared>, stop: CancellationToken) {
+    let lease = shared.options.lease;
+    let heartbeat_every = lease / 3;
+    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    let mut rescue = tokio::time::interval(jittered((lease / 2).max(Duration::from_secs(1))));
+    let mut gauges = tokio::time::interval(Duration::from_secs(5));
+    let mut prune = tokio::time::interval(Duration::from_secs(600));
+    for interval in [&mut heartbeat, &mut rescue, &mut gauges, &mut prune] {
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = heartbeat.tick() => {
+                let ids: Vec<i64> = shared.running.lock().expect("lock").iter().copied().collect();
+                if let Err(e) = queue::heartbeat(&shared.pool, &shared.options.id, &ids, lease).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+            _ = rescue.tick() => match queue::rescue_expired_jobs(&shared.pool).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(jobs = n, "returned jobs whose worker stopped heartbeating");
+                    shared.wake.notify_one();
+                }
+                Err(e) => tracing::warn!(error = %e, "rescue failed"),
+            },
+            _ = gauges.tick() => update_queue_gauges(&shared.pool).await,
+            _ = prune.tick() => match queue::prune_finished_jobs(&shared.pool, shared.options.retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "pruned finished jobs"),
+                Err(e) => tracing::warn!(error = %e, "prune failed"),
+            },
+        }
+    }
+}
+
+/// Sets the queue gauges from the table.
+pub async fn update_queue_gauges(pool: &PgPool) {
+    match queue::queue_stats(pool).await {
+        Ok(stats) => {
+            for (state, n) in stats.by_state {
+                metrics::gauge!(m::QUEUE_JOBS, "status" => state).set(n as f64);
+            }
+            metrics::gauge!(m::QUEUE_OLDEST_AVAILABLE_AGE_SECONDS)
+                .set(stats.oldest_available_age_seconds);
+            metrics::gauge!(m::ORDERS_PENDING_OVER_24H).set(stats.orders_pending_over_24h as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read queue statistics"),
+    }
+}
+
+/// The LISTEN connection: connect, listen, wake the claimer, watch health, reconnect.
+async fn run_listener(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut failures = 0u32;
+    let mut first = true;
+    while !stop.is_cancelled() {
+        let mut listener = match connect_listener(&shared.pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                failures += 1;
+                let wait = capped_backoff(failures);
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "LISTEN connection failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = stop.cancelled() => break,
+                }
+            }
+        };
+        if !first {
+            metrics::counter!(m::LISTENER_RECONNECTS_TOTAL).increment(1);
+            tracing::info!("LISTEN connection re-established");
+        }
+        first = false;
+        failures = 0;
+        shared.health.listener_up.store(true, Ordering::Relaxed);
+        metrics::gauge!(m::LISTENER_UP).set(1.0);
+        // Catch up on whatever was committed while we were not listening.
+        shared.wake.notify_one();
+
+        let lost = listen_until_lost(&shared, &mut listener, &stop).await;
+        shared.health.listener_up.store(false, Ordering::Relaxed);
+        metrics::gauge!(m::LISTENER_UP).set(0.0);
+        match lost {
+            Some(why) => {
+                tracing::warn!(reason = %why, "LISTEN connection lost; reconnecting");
+                failures += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(capped_backoff(failures - 1)) => {},
+                    _ = stop.cancelled() => break,
+                }
+            }
+            None => break,
+        }
+    }
+}
+
+async fn connect_listener(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // We reconnect ourselves, to count it and to catch up afterwards.
+    listener.ignore_pool_close_event(true);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Returns why the connection was lost, or None on shutdown.
+async fn listen_until_lost(
+    shared: &Shared,
+    listener: &mut PgListener,
+    stop: &CancellationToken,
+) -> Option<String> {
+    const HEALTH_CHECK: Duration = Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            next = listener.try_recv() => match next {
+                Ok(Some(_)) => shared.wake.notify_one(),
+                Ok(None) => return Some("connection closed".into()),
+                Err(e) => return Some(e.to_string()),
+            },
+            _ = tokio::time::sleep(HEALTH_CHECK) => {
+                let channels: Result<Vec<String>, _> =
+                    sqlx::query_scalar("SELECT pg_listening_channels()")
+                        .fetch_all(&mut *listener)
+                        .await;
+                match channels {
+                    Ok(c) if c.iter().any(|c| c == CHANNEL) => {}
+                    Ok(_) => return Some("not listening on the channel".into()),
+                    Err(e) => return Some(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// 100 ms doubling up to 10 s.
+fn capped_backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1 << failures.min(7));
+    Duration::from_millis(ms.min(10_000))
+}
+
+/// `base` plus up to 10 %, so that many workers do not poll in step.
+fn jittered(base: Duration) -> Duration {
+    let extra = rand::rng().random_range(0.0..=0.1);
+    base.mul_f64(1.0 + extra)
+}
