@@ -9,5 +9,6 @@ pub mod http;
 pub mod metrics;
 pub mod queue;
 pub mod status;
+pub mod validate;
 pub mod verify;
 pub mod worker;

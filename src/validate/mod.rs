@@ -1,0 +1,289 @@
+//! The validation rules: pure functions from a sale's facts to findings.
+//!
+//! The design document's checks (profit = net proceeds − purchase price within 0.01, ROI =
+//! profit / purchase price within 0.001, bought before sold) plus delivery after purchase,
+//! positive prices and StockX's payout against the recorded net proceeds. A finding is a
+//! warning, never a rejection: the sale is stored as entered and the finding is recorded beside
+//! it (`integration.validation_warnings`) for a person to look at. The worker and the Notion
+//! import run the same rules; `store` keeps the table in step with them.
+
+pub mod store;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+use time::Date;
+
+/// Rule codes (contract §3); the CHECK constraint on the table lists the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    ProfitMismatch,
+    RoiMismatch,
+    SaleBeforePurchase,
+    DeliveryBeforePurchase,
+    PayoutMismatch,
+    StockxProductNotFound,
+    StockxVariantNotFound,
+    NonPositivePrice,
+}
+
+impl Rule {
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::ProfitMismatch => "profit_mismatch",
+            Rule::RoiMismatch => "roi_mismatch",
+            Rule::SaleBeforePurchase => "sale_before_purchase",
+            Rule::DeliveryBeforePurchase => "delivery_before_purchase",
+            Rule::PayoutMismatch => "payout_mismatch",
+            Rule::StockxProductNotFound => "stockx_product_not_found",
+            Rule::StockxVariantNotFound => "stockx_variant_not_found",
+            Rule::NonPositivePrice => "non_positive_price",
+        }
+    }
+}
+
+/// The rules [`check_sale`] decides; each run confirms or resolves every one of them.
+pub const SALE_RULES: [Rule; 5] = [
+    Rule::ProfitMismatch,
+    Rule::RoiMismatch,
+    Rule::SaleBeforePurchase,
+    Rule::DeliveryBeforePurchase,
+    Rule::NonPositivePrice,
+];
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub rule: Rule,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+/// What the business recorded about one sale.
+#[derive(Debug, Clone)]
+pub struct SaleFacts {
+    pub purchase_price: Decimal,
+    pub purchase_date: Option<Date>,
+    pub sale_price: Option<Decimal>,
+    pub net_proceeds: Decimal,
+    pub profit: Option<Decimal>,
+    pub roi: Option<Decimal>,
+    pub sold_at: Date,
+    pub delivered_at: Option<Date>,
+}
+
+/// Profit tolerance (the design document's).
+pub const PROFIT_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+/// ROI tolerance (the design document's).
+pub const ROI_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
+/// Payout tolerance: one cent.
+pub const PAYOUT_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
+
+/// The design document's rules, plus delivery and positive prices.
+pub fn check_sale(sale: &SaleFacts) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let expected_profit = sale.net_proceeds - sale.purchase_price;
+    if let Some(profit) = sale.profit {
+        if (profit - expected_profit).abs() > PROFIT_TOLERANCE {
+            findings.push(Finding {
+                rule: Rule::ProfitMismatch,
+                message: format!(
+                    "profit {profit} differs from net proceeds {} − purchase price {} = {expected_profit}",
+                    sale.net_proceeds, sale.purchase_price
+                ),
+                details: json!({"recorded": profit, "expected": expected_profit}),
+            });
+        }
+    }
+    if let (Some(roi), Some(profit)) = (sale.roi, sale.profit) {
+        if sale.purchase_price > Decimal::ZERO {
+            let expected_roi = profit / sale.purchase_price;
+            if (roi - expected_roi).abs() > ROI_TOLERANCE {
+                let expected_roi = expected_roi.round_dp(4);
+                findings.push(Finding {
+                    rule: Rule::RoiMismatch,
+                    message: format!(
+                        "ROI {roi} differs from profit {profit} / purchase price {} = {expected_roi}",
+                        sale.purchase_price
+                    ),
+                    details: json!({"recorded": roi, "expected": expected_roi}),
+                });
+            }
+        }
+    }
+    if let Some(bought) = sale.purchase_date {
+        if sale.sold_at < bought {
+            findings.push(Finding {
+                rule: Rule::SaleBeforePurchase,
+                message: format!("sold on {} before it was bought on {bought}", sale.sold_at),
+                details: json!({"purchase_date": bought.to_string(), "sold_at": sale.sold_at.to_string()}),
+            });
+        }
+        if let Some(delivered) = sale.delivered_at {
+            if delivered < bought {
+                findings.push(Finding {
+                    rule: Rule::DeliveryBeforePurchase,
+                    message: format!("delivered on {delivered} before it was bought on {bought}"),
+                    details: json!({"purchase_date": bought.to_string(), "delivered_at": delivered.to_string()}),
+                });
+            }
+        }
+    }
+    let mut non_positive = Vec::new();
+    if sale.purchase_price <= Decimal::ZERO {
+        non_positive.push(("purchase_price", sale.purchase_price));
+    }
+    if let Some(price) = sale.sale_price.filter(|p| *p <= Decimal::ZERO) {
+        non_positive.push(("sale_price", price));
+    }
+    if sale.net_proceeds <= Decimal::ZERO {
+        non_positive.push(("net_proceeds", sale.net_proceeds));
+    }
+    if !non_positive.is_empty() {
+        let names: Vec<String> = non_positive
+            .iter()
+            .map(|(name, value)| format!("{name} = {value}"))
+            .collect();
+        findings.push(Finding {
+            rule: Rule::NonPositivePrice,
+            message: format!("not a positive amount: {}", names.join(", ")),
+            details: serde_json::Value::Object(
+                non_positive
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), json!(value)))
+                    .collect(),
+            ),
+        });
+    }
+    findings
+}
+
+/// StockX's payout against what the business recorded as net proceeds. Different currencies
+/// cannot be compared: no finding (both amounts are stored on the order).
+pub fn check_payout(
+    net_proceeds: Decimal,
+    currency: &str,
+    payout: Decimal,
+    payout_currency: &str,
+) -> Option<Finding> {
+    if !currency.eq_ignore_ascii_case(payout_currency) {
+        return None;
+    }
+    let difference = payout - net_proceeds;
+    (difference.abs() > PAYOUT_TOLERANCE).then(|| Finding {
+        rule: Rule::PayoutMismatch,
+        message: format!(
+            "StockX paid out {payout} {payout_currency} but net proceeds are recorded as {net_proceeds} {currency}"
+        ),
+        details: json!({"stockx_total_payout": payout, "net_proceeds": net_proceeds,
+                        "currency": currency, "difference": difference}),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+    use time::macros::date;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn sale() -> SaleFacts {
+        SaleFacts {
+            purchase_price: d("110.00"),
+            purchase_date: Some(date!(2024 - 03 - 01)),
+            sale_price: Some(d("180.00")),
+            net_proceeds: d("160.00"),
+            profit: Some(d("50.00")),
+            roi: Some(d("0.4545")),
+            sold_at: date!(2024 - 03 - 20),
+            delivered_at: Some(date!(2024 - 03 - 05)),
+        }
+    }
+
+    fn rules(findings: &[Finding]) -> Vec<Rule> {
+        findings.iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn a_consistent_sale_has_no_findings() {
+        assert_eq!(check_sale(&sale()), vec![]);
+    }
+
+    #[test]
+    fn profit_within_a_cent_passes_and_beyond_fails() {
+        let mut s = sale();
+        s.profit = Some(d("50.01"));
+        s.roi = None;
+        assert_eq!(rules(&check_sale(&s)), vec![]);
+        s.profit = Some(d("50.02"));
+        let findings = check_sale(&s);
+        assert_eq!(rules(&findings), vec![Rule::ProfitMismatch]);
+        assert!(findings[0].message.contains("50.02"));
+        assert!(findings[0].message.contains("50.00"));
+    }
+
+    #[test]
+    fn roi_is_checked_against_the_recorded_profit_within_a_thousandth() {
+        let mut s = sale();
+        // 50 / 110 = 0.454545...
+        s.roi = Some(d("0.4555"));
+        assert_eq!(rules(&check_sale(&s)), vec![]);
+        s.roi = Some(d("0.4556"));
+        assert_eq!(rules(&check_sale(&s)), vec![Rule::RoiMismatch]);
+        s.roi = Some(d("45.45")); // a percentage typed as a number
+        assert_eq!(rules(&check_sale(&s)), vec![Rule::RoiMismatch]);
+    }
+
+    #[test]
+    fn roi_is_not_checked_without_a_purchase_price() {
+        let mut s = sale();
+        s.purchase_price = Decimal::ZERO;
+        s.profit = Some(d("160.00"));
+        s.roi = Some(d("7"));
+        assert_eq!(rules(&check_sale(&s)), vec![Rule::NonPositivePrice]);
+    }
+
+    #[test]
+    fn dates_in_the_wrong_order_are_found() {
+        let mut s = sale();
+        s.sold_at = date!(2024 - 02 - 28);
+        s.delivered_at = Some(date!(2024 - 02 - 27));
+        assert_eq!(
+            rules(&check_sale(&s)),
+            vec![Rule::SaleBeforePurchase, Rule::DeliveryBeforePurchase]
+        );
+        // Bought and sold the same day is possible.
+        s.sold_at = date!(2024 - 03 - 01);
+        s.delivered_at = None;
+        assert_eq!(rules(&check_sale(&s)), vec![]);
+        // No purchase date: nothing to compare.
+        s.purchase_date = None;
+        s.sold_at = date!(2020 - 01 - 01);
+        assert_eq!(rules(&check_sale(&s)), vec![]);
+    }
+
+    #[test]
+    fn non_positive_prices_are_one_finding_naming_each_field() {
+        let mut s = sale();
+        s.purchase_price = d("0");
+        s.net_proceeds = d("-5");
+        s.profit = None;
+        s.roi = None;
+        let findings = check_sale(&s);
+        assert_eq!(rules(&findings), vec![Rule::NonPositivePrice]);
+        assert!(findings[0].message.contains("purchase_price = 0"));
+        assert!(findings[0].message.contains("net_proceeds = -5"));
+    }
+
+    #[test]
+    fn payout_mismatch_only_in_the_same_currency_and_beyond_a_cent() {
+        assert_eq!(check_payout(d("76.81"), "EUR", d("76.81"), "EUR"), None);
+        assert_eq!(check_payout(d("76.80"), "EUR", d("76.81"), "eur"), None);
+        let finding = check_payout(d("80.00"), "EUR", d("76.81"), "EUR").unwrap();
+        assert_eq!(finding.rule, Rule::PayoutMismatch);
+        assert_eq!(finding.details["difference"], json!(d("-3.19")));
+        assert_eq!(check_payout(d("80.00"), "EUR", d("76.81"), "USD"), None);
+    }
+}
