@@ -5,3 +5,4 @@ mod helpers;
 mod cli;
 mod embedded;
 mod schema;
+mod worker;
