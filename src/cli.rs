@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, LogFormat, Settings};
 use crate::db::{self, embedded::EmbeddedError, Database, DbError};
@@ -30,6 +31,49 @@ pub struct Cli {
 pub enum Command {
     /// Apply the embedded database migrations (idempotent; safe at every start).
     Migrate,
+    /// Run the enrichment worker and its HTTP server (metrics, health) until SIGINT/SIGTERM.
+    Worker {
+        /// Never LISTEN; poll every second (for PgBouncer in transaction mode).
+        #[arg(long)]
+        poll_only: bool,
+    },
+    /// Enrich one order now, in the foreground, and print what changed and the warnings.
+    SyncOrder {
+        /// The StockX order number, e.g. 323314425-323214184.
+        order_number: String,
+        /// Look the SKU up again even when StockX did not know it before.
+        #[arg(long)]
+        force: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put failed jobs back in the queue with their attempts reset.
+    Retry {
+        /// Every failed job.
+        #[arg(long, conflicts_with = "job_ids")]
+        all_failed: bool,
+        /// The failed jobs to retry (see `status`).
+        #[arg(value_name = "JOB_ID", required_unless_present = "all_failed")]
+        job_ids: Vec<i64>,
+    },
+    /// Run a local StockX API sandbox (documented v2 formats, bundled catalog, optional faults).
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9470")]
+        addr: std::net::SocketAddr,
+        /// Answer every N-th request with 429 and Retry-After.
+        #[arg(long, value_name = "N")]
+        throttle_every: Option<u64>,
+        /// Answer every N-th request with 503.
+        #[arg(long, value_name = "N")]
+        fail_every: Option<u64>,
+        /// Delay every answer by this many milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        delay_ms: u64,
+    },
+    /// The whole flow on the embedded database and the local StockX sandbox, for a newcomer.
+    Demo,
     /// Show queue depth by state, the oldest waiting job, recent failures and warning counts.
     Status {
         /// Print JSON instead of text.
@@ -101,7 +145,7 @@ pub fn init_logging(format: LogFormat, default_filter: &str) {
 pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let settings = Settings::load(cli.config.as_deref())?;
     // Per-job log lines would measure the logger, not the queue.
-    let quiet = matches!(cli.command, Command::Bench { .. });
+    let quiet = matches!(cli.command, Command::Bench { .. } | Command::Demo);
     init_logging(
         settings.log.format,
         if quiet {
@@ -110,26 +154,127 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             "info,sqlx=warn,hyper=warn,reqwest=warn"
         },
     );
+    let stop = shutdown_signal();
+    if let Command::Sandbox {
+        addr,
+        throttle_every,
+        fail_every,
+        delay_ms,
+    } = &cli.command
+    {
+        // The sandbox needs no database.
+        let options = crate::sandbox::SandboxOptions {
+            faults: crate::sandbox::Faults {
+                throttle_every_nth: *throttle_every,
+                retry_after_secs: 1,
+                server_error_every_nth: *fail_every,
+                delay: std::time::Duration::from_millis(*delay_ms),
+                malformed_json: false,
+            },
+            ..Default::default()
+        };
+        crate::sandbox::serve_until(*addr, options, stop)
+            .await
+            .map_err(|e| anyhow::anyhow!("sandbox on {addr}: {e}"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let database = Database::open(&settings, 10).await?;
     tracing::debug!(database = %database.location, "connected");
-    let result = tokio::select! {
-        result = run_command(&cli.command, &settings, &database) => result,
-        _ = tokio::signal::ctrl_c() => {
-            tracing::warn!("interrupted");
-            Ok(ExitCode::from(130))
+    let long_running = matches!(cli.command, Command::Worker { .. } | Command::Demo);
+    let result = if long_running {
+        run_command(&cli.command, &settings, &database, stop).await
+    } else {
+        tokio::select! {
+            result = run_command(&cli.command, &settings, &database, stop.clone()) => result,
+            _ = stop.cancelled() => {
+                tracing::warn!("interrupted");
+                Ok(ExitCode::from(130))
+            }
         }
     };
     database.close().await;
     result
 }
 
+/// Cancelled on SIGINT (Ctrl-C) or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        cancel.cancel();
+    });
+    token
+}
+
 async fn run_command(
     command: &Command,
-    _settings: &Settings,
+    settings: &Settings,
     database: &Database,
+    stop: CancellationToken,
 ) -> Result<ExitCode, CliError> {
     let pool = &database.pool;
     match command {
+        Command::Sandbox { .. } => unreachable!("handled before the database is opened"),
+        Command::Worker { poll_only } => {
+            db::migrate(pool).await?;
+            crate::run_worker::run(settings, database, *poll_only, stop).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
+            let finished = crate::demo::run(settings, database, stop).await?;
+            Ok(if finished {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::SyncOrder {
+            order_number,
+            force,
+            json,
+        } => {
+            db::migrate(pool).await?;
+            let report =
+                crate::run_worker::sync_order(settings, database, order_number, *force).await?;
+            print_report(&report, *json);
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Retry {
+            all_failed,
+            job_ids,
+        } => {
+            db::migrate(pool).await?;
+            let ids = (!*all_failed).then_some(job_ids.as_slice());
+            let n = crate::queue::retry_failed_jobs(pool, ids)
+                .await
+                .map_err(DbError::from)?;
+            println!("{n} failed job(s) back in the queue");
+            if !*all_failed && (n as usize) < job_ids.len() {
+                println!(
+                    "({} of the given ids were not failed jobs, or their row has an open job already)",
+                    job_ids.len() - n as usize
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let applied = db::migrate(pool).await?;
             if applied.is_empty() {

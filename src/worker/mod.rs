@@ -130,11 +130,21 @@ struct Shared {
 
 impl Worker {
     pub fn new(pool: PgPool, options: WorkerOptions, handler: Arc<dyn JobHandler>) -> Self {
+        Self::with_health(pool, options, handler, Arc::new(Health::default()))
+    }
+
+    /// With a `Health` shared with others (the HTTP server, the job handler).
+    pub fn with_health(
+        pool: PgPool,
+        options: WorkerOptions,
+        handler: Arc<dyn JobHandler>,
+        health: Arc<Health>,
+    ) -> Self {
         Worker {
             pool,
             options,
             handler,
-            health: Arc::new(Health::default()),
+            health,
         }
     }
 

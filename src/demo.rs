@@ -1,0 +1,276 @@
+//! `stockx-sync demo`: the whole flow in one command, for a newcomer.
+//!
+//! In a `stockx_sync_demo` database beside the configured one (recreated each run, left in
+//! place to look at), it starts the local StockX sandbox and the worker in this process, enters
+//! sales through `platforms.stockx_sale_entry` as Budibase would (among them one with a wrong
+//! profit and one whose SKU StockX does not know), waits until the worker has enriched and
+//! checked them, and prints what happened.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::db::Database;
+use crate::enrich::Enricher;
+use crate::sandbox::{self, SandboxOptions};
+use crate::stockx::StockxClient;
+use crate::worker::{Worker, WorkerOptions};
+
+const DEMO_DB: &str = "stockx_sync_demo";
+
+pub async fn run(
+    settings: &Settings,
+    database: &Database,
+    stop: CancellationToken,
+) -> anyhow::Result<bool> {
+    let pool = recreate_database(database).await?;
+    crate::db::migrate(&pool).await?;
+    println!(
+        "1. Database {DEMO_DB} created and migrated ({}).",
+        database.location
+    );
+
+    let sandbox = sandbox::spawn("127.0.0.1:0".parse()?, SandboxOptions::default()).await?;
+    let client = StockxClient::new(sandbox.client_config(20.0))?;
+    println!(
+        "2. StockX sandbox running at {} (the real client talks to it).",
+        sandbox.base_url()
+    );
+
+    let health = Arc::new(crate::worker::Health::default());
+    let enricher = Arc::new(Enricher::new(
+        pool.clone(),
+        Some(client),
+        "EUR".into(),
+        health.clone(),
+    ));
+    let queue_pool = PgPoolOptions::new()
+        .max_connections(6)
+        .connect_with(crate::worker::queue_connect_options(
+            database.connect_options.clone().database(DEMO_DB),
+        ))
+        .await?;
+    let worker = Worker::with_health(
+        queue_pool,
+        WorkerOptions {
+            concurrency: 4,
+            ..WorkerOptions::from_settings(&settings.worker, false)
+        },
+        enricher,
+        health.clone(),
+    );
+    let worker_stop = CancellationToken::new();
+    let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
+
+    let metrics = crate::http::metrics_handle();
+    let app = crate::http::router(crate::http::AppState {
+        pool: pool.clone(),
+        health,
+        metrics,
+        poll_only: false,
+    });
+    let http_stop = CancellationToken::new();
+    let (addr, http_task) =
+        match crate::http::serve(settings.http.addr, app.clone(), http_stop.clone()).await {
+            Ok(bound) => bound,
+            // The configured port is taken (a worker may be running): any free port will do.
+            Err(_) => crate::http::serve("127.0.0.1:0".parse()?, app, http_stop.clone()).await?,
+        };
+    println!("3. Worker running; metrics at http://{addr}/metrics");
+
+    println!("4. Entering sales through platforms.stockx_sale_entry, as Budibase does:");
+    let entered = enter_sales(&pool).await?;
+    for line in &entered {
+        println!("   {line}");
+    }
+
+    let started = Instant::now();
+    let finished = loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM integration.enrichment_jobs
+             WHERE state IN ('available', 'running', 'retryable')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if open == 0 {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(60) || stop.is_cancelled() {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!(
+        "5. {} in {:.2} s:",
+        if finished {
+            "Enriched and checked"
+        } else {
+            "Stopped waiting"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    print_results(&pool).await?;
+
+    worker_stop.cancel();
+    worker_task.await??;
+    http_stop.cancel();
+    let _ = http_task.await;
+    drop(sandbox);
+    pool.close().await;
+    println!(
+        "6. Done. The demo data stays in database {DEMO_DB}; run `stockx-sync demo` again to start over."
+    );
+    Ok(finished)
+}
+
+async fn recreate_database(database: &Database) -> anyhow::Result<PgPool> {
+    let mut admin = database.connect_options.clone().connect().await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {DEMO_DB} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {DEMO_DB}"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(PgPoolOptions::new()
+        .max_connections(6)
+        .connect_with(database.connect_options.clone().database(DEMO_DB))
+        .await?)
+}
+
+async fn enter_sales(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let suppliers = [
+        "Nike Store",
+        "  nike store ",
+        "Zalando",
+        "Solebox",
+        "Foot Locker",
+    ];
+    for (i, sale) in sandbox::bundled_sales().iter().take(5).enumerate() {
+        let purchase = (sale.sale_price * Decimal::new(62, 2)).round_dp(2);
+        // Typed by hand: the third with a wrong profit, the fourth with net proceeds that are
+        // not what StockX paid out.
+        let profit = (i == 2).then(|| Decimal::new(9999, 2));
+        let net = if i == 3 {
+            sale.payout - Decimal::TEN
+        } else {
+            sale.payout
+        };
+        insert_sale(
+            pool,
+            sale.order_number,
+            sale.sku,
+            sale.size,
+            suppliers[i],
+            purchase,
+            net,
+            profit,
+            sale.sold_at,
+        )
+        .await?;
+        let note = match i {
+            2 => "  (profit typed as 99.99)",
+            3 => "  (net proceeds typed 10.00 below StockX's payout)",
+            _ => "",
+        };
+        lines.push(format!(
+            "{}  {} size {}  bought {purchase}  net {net}{note}",
+            sale.order_number, sale.sku, sale.size,
+        ));
+    }
+    insert_sale(
+        pool,
+        "399000001-398900002",
+        "ZZ9999-999",
+        "10",
+        "Zalando",
+        Decimal::new(8000, 2),
+        Decimal::new(12000, 2),
+        None,
+        "2024-10-01",
+    )
+    .await?;
+    lines.push("399000001-398900002  ZZ9999-999 size 10  (a SKU StockX does not know)".into());
+    Ok(lines)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_sale(
+    pool: &PgPool,
+    order: &str,
+    sku: &str,
+    size: &str,
+    supplier: &str,
+    purchase: Decimal,
+    net: Decimal,
+    profit: Option<Decimal>,
+    sold_at: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO platforms.stockx_sale_entry
+           (stockx_order_number, sku, size, supplier, purchase_price, purchase_date,
+            sale_price, net_proceeds, profit, sold_at)
+         VALUES ($1, $2, $3, $4, $5, $6::date - 20, $7, $7, $8, $6::date)",
+    )
+    .bind(order)
+    .bind(sku)
+    .bind(size)
+    .bind(supplier)
+    .bind(purchase)
+    .bind(sold_at)
+    .bind(net)
+    .bind(profit)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+async fn print_results(pool: &PgPool) -> anyhow::Result<()> {
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<Decimal>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT o.stockx_order_number, p.sku, o.enrichment_status, o.stockx_status,
+                    o.stockx_total_payout, p.name
+             FROM platforms.stockx_orders o
+             JOIN platforms.stockx_listings l ON l.id = o.listing_id
+             JOIN products.inventory i ON i.id = l.inventory_id
+             JOIN products.products p ON p.id = i.product_id
+             ORDER BY o.sold_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (order, sku, status, stockx_status, payout, name) in rows {
+        println!(
+            "   {order:<22} {sku:<11} {status:<9} {:<16} payout {:<7} {}",
+            stockx_status.unwrap_or_else(|| "-".into()),
+            payout.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            name.unwrap_or_else(|| "(not in the StockX catalog)".into())
+        );
+    }
+    let suppliers: i64 = sqlx::query_scalar("SELECT count(*) FROM products.suppliers")
+        .fetch_one(pool)
+        .await?;
+    println!("   {suppliers} suppliers (\"Nike Store\" and \"  nike store \" are one)");
+    let warnings: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT rule, stockx_order_number, message FROM integration.validation_warnings
+         WHERE resolved_at IS NULL ORDER BY rule, stockx_order_number",
+    )
+    .fetch_all(pool)
+    .await?;
+    println!("   validation warnings:");
+    for (rule, order, message) in warnings {
+        println!("   - {rule} [{}]: {message}", order.unwrap_or_default());
+    }
+    Ok(())
+}
