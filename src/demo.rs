@@ -231,15 +231,18 @@ async fn insert_sale(
     Ok(())
 }
 
+/// Order, SKU, enrichment status, StockX status, payout, product name.
+type ResultRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<Decimal>,
+    Option<String>,
+);
+
 async fn print_results(pool: &PgPool) -> anyhow::Result<()> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<Decimal>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<ResultRow> = sqlx::query_as(
         "SELECT o.stockx_order_number, p.sku, o.enrichment_status, o.stockx_status,
                     o.stockx_total_payout, p.name
              FROM platforms.stockx_orders o

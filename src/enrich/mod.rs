@@ -34,6 +34,9 @@ const MARKET_DATA_TTL: Duration = Duration::from_secs(600);
 /// How long jobs wait when StockX refuses our credentials before they are tried again.
 const CREDENTIALS_BACKOFF: Duration = Duration::from_secs(300);
 
+/// Market data of one product and when it was fetched.
+type FetchedMarketData = (Instant, Arc<Vec<MarketData>>);
+
 /// The real job handler.
 pub struct Enricher {
     pool: PgPool,
@@ -43,7 +46,7 @@ pub struct Enricher {
     /// One lookup per key at a time (SKU, product ID): the rest wait and reuse its answer.
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     variants: Mutex<HashMap<String, Arc<Vec<Variant>>>>,
-    market: Mutex<HashMap<String, (Instant, Arc<Vec<MarketData>>)>>,
+    market: Mutex<HashMap<String, FetchedMarketData>>,
 }
 
 /// What one job changed, for `sync-order` and the logs.
@@ -143,7 +146,8 @@ impl Enricher {
                 }
                 Err(error) => {
                     self.note_credentials(&error);
-                    if last_attempt || !error.is_transient() {
+                    // Refused credentials are ours to fix, not the order's fault: it stays pending.
+                    if !error.is_credentials_refused() && (last_attempt || !error.is_transient()) {
                         mark_order_failed(&self.pool, order_id, &error.to_string()).await?;
                     }
                     return Err(error.into());
@@ -336,7 +340,7 @@ impl Enricher {
         client: &StockxClient,
         product_id: &str,
     ) -> Result<Arc<Vec<MarketData>>, StockxError> {
-        let fresh = |cache: &HashMap<String, (Instant, Arc<Vec<MarketData>>)>| {
+        let fresh = |cache: &HashMap<String, FetchedMarketData>| {
             cache
                 .get(product_id)
                 .filter(|(at, _)| at.elapsed() < MARKET_DATA_TTL)
@@ -518,6 +522,16 @@ pub async fn find_order_id(pool: &PgPool, order_number: &str) -> Result<Option<U
         .await
 }
 
+type InventoryTuple = (
+    Uuid,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+);
+
 struct InventoryRow {
     product_id: Uuid,
     sku: String,
@@ -532,15 +546,7 @@ async fn load_inventory(
     pool: &PgPool,
     inventory_id: Uuid,
 ) -> Result<Option<InventoryRow>, sqlx::Error> {
-    let row: Option<(
-        Uuid,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-    )> = sqlx::query_as(
+    let row: Option<InventoryTuple> = sqlx::query_as(
         "SELECT p.id, p.sku, p.stockx_product_id, p.stockx_lookup_status, s.value, s.region,
                     coalesce(o.stockx_order_number, i.external_ids->>'stockx_order_number')
              FROM products.inventory i

@@ -81,7 +81,10 @@ fn secrets_never_appear_in_debug_output() {
     ] {
         assert!(!debug.contains(secret), "{secret} leaked: {debug}");
     }
-    assert!(settings.stockx_credentials_present() == false);
+    assert!(
+        !settings.stockx_credentials_present(),
+        "client_id is missing"
+    );
 }
 
 #[tokio::test]

@@ -69,6 +69,8 @@ fn spawn_cleanup_watcher(dir: &std::path::Path) {
         .stderr(Stdio::null());
     use std::os::unix::process::CommandExt;
     command.process_group(0);
+    // Detached on purpose: the watcher outlives this process to clean up after it.
+    #[allow(clippy::zombie_processes)]
     command.spawn().expect("cleanup watcher");
 }
 

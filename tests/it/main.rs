@@ -4,5 +4,6 @@ mod helpers;
 
 mod cli;
 mod embedded;
+mod enrich;
 mod schema;
 mod worker;
