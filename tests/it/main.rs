@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod binary;
 mod cli;
 mod embedded;
 mod enrich;
