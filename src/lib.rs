@@ -2,3 +2,4 @@
 //! and backfills the history that still lives in Notion.
 
 pub mod metrics;
+pub mod notion;

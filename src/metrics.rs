@@ -27,7 +27,8 @@ pub const LISTENER_RECONNECTS_TOTAL: &str = "stockx_sync_listener_reconnects_tot
 
 // Beyond the contract's table: what the alert rules need to see a stuck queue.
 /// gauge; age in seconds of the oldest job waiting to run (0 when none waits)
-pub const QUEUE_OLDEST_AVAILABLE_AGE_SECONDS: &str = "stockx_sync_queue_oldest_available_age_seconds";
+pub const QUEUE_OLDEST_AVAILABLE_AGE_SECONDS: &str =
+    "stockx_sync_queue_oldest_available_age_seconds";
 /// gauge; orders whose enrichment_status has been `pending` for more than 24 h
 pub const ORDERS_PENDING_OVER_24H: &str = "stockx_sync_orders_pending_over_24h";
 /// gauge; 1 while the LISTEN connection is up, 0 otherwise (always 0 in poll-only mode)
