@@ -9,6 +9,7 @@ pub mod demo;
 pub mod enrich;
 pub mod http;
 pub mod metrics;
+pub mod notion;
 pub mod queue;
 pub mod run_worker;
 pub mod sandbox;

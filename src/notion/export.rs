@@ -1,0 +1,539 @@
+//! Reading a Notion "Markdown & CSV" export: the `.csv` itself, the export `.zip`, or the zip of
+//! `-Part-N.zip` files that large exports are. The reader finds the database's CSV (preferring
+//! `<Name> <id>_all.csv`, which holds every row and property, over the view's `<Name> <id>.csv`),
+//! reads it by header name, and returns each row with its spreadsheet row number so that a
+//! broken line is reported and the rest still read. [`write_sample_export`] writes a realistic
+//! export for tests and the import benchmark.
+
+use std::fs::File;
+use std::io::{self, Cursor, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::mapping::{Cell, RecordError, RecordSource, Row};
+
+/// An export that could not be read at all (a bad row is a [`RecordError`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} is not a readable zip archive: {source}")]
+    Zip {
+        path: PathBuf,
+        source: zip::result::ZipError,
+    },
+    #[error(
+        "{path} holds no database CSV; a Notion export made with \"Markdown & CSV\" is expected"
+    )]
+    NoCsv { path: PathBuf },
+    #[error("{path} holds CSVs of several databases ({}); export the sales database alone", .candidates.join(", "))]
+    SeveralDatabases {
+        path: PathBuf,
+        candidates: Vec<String>,
+    },
+    #[error("{path}: the header row cannot be read: {message}")]
+    Header { path: PathBuf, message: String },
+    #[error("{path} has a file type this reader does not know; give a .csv or a .zip")]
+    UnknownType { path: PathBuf },
+}
+
+/// The rows of one exported database.
+#[derive(Debug)]
+pub struct ExportTable {
+    /// Where the CSV was found (`file.zip!/dir/Sales <id>_all.csv` for archives).
+    pub csv_name: String,
+    pub headers: Vec<String>,
+    /// Spreadsheet row number (header = 1) and the row, or why it could not be read.
+    /// Blank rows are left out.
+    pub rows: Vec<(u64, Result<Row, RecordError>)>,
+}
+
+/// Reads a `.csv` or a Notion export `.zip` (nested `-Part-N.zip` archives included).
+pub fn read_export(path: &Path) -> Result<ExportTable, ExportError> {
+    let io_err = |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("csv") => {
+            let bytes = std::fs::read(path).map_err(io_err)?;
+            read_csv(&bytes, path.display().to_string(), path)
+        }
+        Some("zip") => {
+            let file = File::open(path).map_err(io_err)?;
+            let mut found = Vec::new();
+            collect_csvs(file, "", path, 0, &mut found)?;
+            let chosen = choose_csv(found, path)?;
+            read_csv(
+                &chosen.bytes,
+                format!("{}!/{}", path.display(), chosen.name),
+                path,
+            )
+        }
+        _ => Err(ExportError::UnknownType {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// A CSV found inside an archive.
+struct FoundCsv {
+    /// Path inside the archive(s), nested archives joined with `!/`.
+    name: String,
+    bytes: Vec<u8>,
+}
+
+/// Nested archives deeper than this are user attachments, not export parts.
+const MAX_ZIP_DEPTH: usize = 3;
+
+fn collect_csvs<R: Read + Seek>(
+    reader: R,
+    prefix: &str,
+    path: &Path,
+    depth: usize,
+    found: &mut Vec<FoundCsv>,
+) -> Result<(), ExportError> {
+    let zip_err = |source| ExportError::Zip {
+        path: path.to_path_buf(),
+        source,
+    };
+    let io_err = |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut archive = zip::ZipArchive::new(reader).map_err(zip_err)?;
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(zip_err)?;
+        let name = entry.name().to_string();
+        if entry.is_dir() || is_junk(&name) {
+            continue;
+        }
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".csv") {
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut bytes).map_err(io_err)?;
+            found.push(FoundCsv {
+                name: format!("{prefix}{name}"),
+                bytes,
+            });
+        } else if lower.ends_with(".zip") && depth < MAX_ZIP_DEPTH {
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut bytes).map_err(io_err)?;
+            let nested_prefix = format!("{prefix}{name}!/");
+            // A zip that does not open is an attachment of some page, not a part.
+            let _ = collect_csvs(Cursor::new(bytes), &nested_prefix, path, depth + 1, found);
+        }
+    }
+    Ok(())
+}
+
+/// macOS re-zipping leftovers.
+fn is_junk(name: &str) -> bool {
+    name.starts_with("__MACOSX/")
+        || name.contains("/__MACOSX/")
+        || name
+            .rsplit('/')
+            .next()
+            .is_some_and(|f| f.starts_with("._") || f == ".DS_Store")
+}
+
+/// `Sales 0123…cdef_all.csv` → (`Sales`, Some(id), true). Files without an ID are accepted.
+fn parse_csv_file_name(name: &str) -> (String, Option<String>, bool) {
+    let file = name.rsplit(['/', '!']).next().unwrap_or(name);
+    let stem = &file[..file.len().saturating_sub(4)];
+    let (stem, all) = match stem.strip_suffix("_all") {
+        Some(s) => (s, true),
+        None => (stem, false),
+    };
+    if let Some((title, id)) = stem.rsplit_once(' ') {
+        if id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return (title.to_string(), Some(id.to_ascii_lowercase()), all);
+        }
+    }
+    (stem.to_string(), None, all)
+}
+
+fn depth_of(name: &str) -> usize {
+    name.rsplit("!/")
+        .next()
+        .unwrap_or(name)
+        .matches('/')
+        .count()
+}
+
+/// One database's CSV: the shallowest database in the archive, its `_all.csv` if present.
+/// Deeper CSVs belong to databases inside row pages.
+fn choose_csv(found: Vec<FoundCsv>, path: &Path) -> Result<FoundCsv, ExportError> {
+    let Some(min_depth) = found.iter().map(|f| depth_of(&f.name)).min() else {
+        return Err(ExportError::NoCsv {
+            path: path.to_path_buf(),
+        });
+    };
+    let mut top: Vec<FoundCsv> = found
+        .into_iter()
+        .filter(|f| depth_of(&f.name) == min_depth)
+        .collect();
+    let key = |f: &FoundCsv| {
+        let (title, id, _) = parse_csv_file_name(&f.name);
+        id.unwrap_or(title)
+    };
+    let mut databases: Vec<String> = top.iter().map(key).collect();
+    databases.sort();
+    databases.dedup();
+    if databases.len() > 1 {
+        return Err(ExportError::SeveralDatabases {
+            path: path.to_path_buf(),
+            candidates: top.iter().map(|f| f.name.clone()).collect(),
+        });
+    }
+    top.sort_by_key(|f| !parse_csv_file_name(&f.name).2);
+    Ok(top.swap_remove(0))
+}
+
+/// Parses export CSV bytes: header by name, BOM-tolerant, one result per non-blank row.
+pub fn read_csv(bytes: &[u8], csv_name: String, path: &Path) -> Result<ExportTable, ExportError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(bytes);
+    let header_err = |message: String| ExportError::Header {
+        path: path.to_path_buf(),
+        message,
+    };
+    let headers: Vec<String> = reader
+        .byte_headers()
+        .map_err(|e| header_err(e.to_string()))?
+        .iter()
+        .map(|h| {
+            String::from_utf8_lossy(h)
+                .trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+                .to_string()
+        })
+        .collect();
+    if headers.iter().all(String::is_empty) {
+        return Err(header_err("the file is empty".into()));
+    }
+
+    let mut rows = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    // Spreadsheet numbering: one row per record plus one per blank line, which the csv crate
+    // skips without counting; a record's position is where the reader started, blank lines
+    // included, so they are counted from there.
+    let mut row_number: u64 = 1;
+    let mut previous_end = reader.position().byte();
+    let blank_lines_before = |start: u64| -> u64 {
+        let from = bytes.get(start as usize..).unwrap_or_default();
+        from.iter()
+            .take_while(|&&b| b == b'\n' || b == b'\r')
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+    };
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let start = record.position().map_or(previous_end, |p| p.byte());
+                row_number += 1 + blank_lines_before(start);
+                previous_end = reader.position().byte();
+                let origin = RecordSource::CsvRow { row: row_number };
+                match row_from_record(&headers, &record, &origin) {
+                    Ok(row) if row.is_blank() => {}
+                    result => rows.push((row_number, result)),
+                }
+            }
+            Err(e) => {
+                let start = e.position().map_or(previous_end, |p| p.byte());
+                row_number += 1 + blank_lines_before(start);
+                previous_end = reader.position().byte();
+                let origin = RecordSource::CsvRow { row: row_number };
+                rows.push((
+                    row_number,
+                    Err(RecordError::row(
+                        origin,
+                        format!("the line cannot be read as CSV: {e}"),
+                    )),
+                ));
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(ExportTable {
+        csv_name,
+        headers,
+        rows,
+    })
+}
+
+fn row_from_record(
+    headers: &[String],
+    record: &csv::ByteRecord,
+    origin: &RecordSource,
+) -> Result<Row, RecordError> {
+    if record.len() != headers.len() {
+        let blank = record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace));
+        if blank {
+            return Ok(Row::new());
+        }
+        return Err(RecordError {
+            origin: origin.clone(),
+            column: None,
+            raw: Some(String::from_utf8_lossy(&record.as_slice().to_vec()).into_owned())
+                .filter(|_| record.len() < 64),
+            message: format!(
+                "the line has {} fields but the header has {}; is a value with a comma not quoted?",
+                record.len(),
+                headers.len()
+            ),
+        });
+    }
+    let mut row = Row::new();
+    for (header, field) in headers.iter().zip(record.iter()) {
+        let text = std::str::from_utf8(field).map_err(|_| RecordError {
+            origin: origin.clone(),
+            column: Some(header.clone()),
+            raw: Some(String::from_utf8_lossy(field).into_owned()),
+            message: "the value is not valid UTF-8".into(),
+        })?;
+        if !header.is_empty() {
+            row.insert(header.clone(), Cell::Text(text.to_string()));
+        }
+    }
+    Ok(row)
+}
+
+/// The columns [`write_sample_export`] writes, in the order an `_all.csv` has them: the title
+/// first, the rest alphabetical.
+pub const SAMPLE_COLUMNS: [&str; 14] = [
+    "Sale ID",
+    "Delivery Date",
+    "Name",
+    "Net Buy",
+    "Net Sale",
+    "Profit",
+    "Purchase Date",
+    "ROI",
+    "SKU",
+    "Sale Date",
+    "Sale Platform",
+    "Sale Price",
+    "Size",
+    "Supplier",
+];
+
+/// Writes a realistic export CSV (UTF-8 with BOM) of `n_rows` sales to `path`, the same for
+/// the same `seed`: Notion's rendering (`€1,234.56`, `November 5, 2023 3:00 PM`, `25%`,
+/// relations with links), about one row in eight on another platform, some empty optional
+/// cells. Every StockX row maps to a valid sale.
+pub fn write_sample_export(path: &Path, n_rows: usize, seed: u64) -> io::Result<()> {
+    let mut file = io::BufWriter::new(File::create(path)?);
+    file.write_all(b"\xEF\xBB\xBF")?;
+    write_sample_rows(&mut file, n_rows, seed)?;
+    file.flush()
+}
+
+fn write_sample_rows<W: Write>(out: W, n_rows: usize, seed: u64) -> io::Result<()> {
+    const PRODUCTS: [(&str, &str); 6] = [
+        (
+            "Jordan 1 Retro High OG Chicago Lost and Found",
+            "DZ5485-612",
+        ),
+        ("Nike Dunk Low Panda", "DD1391-100"),
+        ("adidas Yeezy Boost 350 V2 Onyx", "HQ4540"),
+        ("New Balance 550 White Green", "BB550WT1"),
+        ("Nike Air Force 1 '07, White", "CW2288-111"),
+        ("Jordan 4 Retro Military Black", "DH6927-111"),
+    ];
+    const SUPPLIERS: [&str; 5] = [
+        "Foot Locker",
+        "Nike SNKRS",
+        "Zalando",
+        "JD Sports",
+        "Solebox, Berlin",
+    ];
+    const OTHER_PLATFORMS: [&str; 3] = ["GOAT", "eBay", "Alias"];
+    const SIZES: [&str; 8] = [
+        "US 8", "US 9", "US 9.5", "US 10", "US 10.5", "US 11", "EU 44", "US W 8",
+    ];
+
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(SAMPLE_COLUMNS)?;
+    let start = time::macros::date!(2021 - 01 - 01);
+    for i in 0..n_rows {
+        let (name, sku) = PRODUCTS[rng.random_range(0..PRODUCTS.len())];
+        let supplier = SUPPLIERS[rng.random_range(0..SUPPLIERS.len())];
+        let buy_cents: i64 = rng.random_range(6_000..40_000);
+        let sale_cents = buy_cents + rng.random_range(-2_000..25_000);
+        let net_cents = sale_cents * 905 / 1000;
+        let profit_cents = net_cents - buy_cents;
+        let purchase = start + time::Duration::days(rng.random_range(0..1_400));
+        let sold = purchase + time::Duration::days(rng.random_range(1..120));
+        let delivered = sold + time::Duration::days(rng.random_range(2..10));
+        let platform = if rng.random_range(0..8) == 0 {
+            OTHER_PLATFORMS[rng.random_range(0..OTHER_PLATFORMS.len())]
+        } else {
+            "StockX"
+        };
+        let order = format!(
+            "{}-{}",
+            70_000_000 + i * 7 % 10_000_000,
+            10_000_000 + (i * 7_919) % 90_000_000
+        );
+        let roi = format!(
+            "{}%",
+            (rust_decimal::Decimal::new(profit_cents * 10_000 / buy_cents, 2)).normalize()
+        );
+        let slug = supplier.replace([' ', ','], "-");
+        let supplier_cell = format!(
+            "{supplier} (https://www.notion.so/{slug}-{:032x}?pvs=21)",
+            rng.random::<u128>()
+        );
+        let sold_cell = if rng.random_bool(0.5) {
+            format!(
+                "{} {}:{:02} {}",
+                render_date(sold),
+                rng.random_range(1..13),
+                rng.random_range(0..60),
+                if rng.random_bool(0.5) { "AM" } else { "PM" }
+            )
+        } else {
+            render_date(sold)
+        };
+        let delivered_cell = if rng.random_range(0..5) == 0 {
+            String::new()
+        } else {
+            render_date(delivered)
+        };
+        let euros = |cents: i64| render_euros(cents);
+        writer.write_record([
+            order.as_str(),
+            &delivered_cell,
+            name,
+            &euros(buy_cents),
+            &euros(net_cents),
+            &euros(profit_cents),
+            &render_date(purchase),
+            &roi,
+            sku,
+            &sold_cell,
+            platform,
+            &euros(sale_cents),
+            SIZES[rng.random_range(0..SIZES.len())],
+            &supplier_cell,
+        ])?;
+    }
+    writer.flush()
+}
+
+/// `November 5, 2023`, Notion's default "Full date" format.
+pub fn render_date(date: time::Date) -> String {
+    format!("{} {}, {}", date.month(), date.day(), date.year())
+}
+
+/// `€1,234.56` / `-€5.00`, Notion's `euro` number format.
+pub fn render_euros(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    let euros = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in euros.chars().enumerate() {
+        if i > 0 && (euros.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}€{grouped}.{:02}", cents % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notion::mapping::{map_row, Mapped, Mapping};
+
+    fn table(text: &str) -> ExportTable {
+        read_csv(text.as_bytes(), "test.csv".into(), Path::new("test.csv")).unwrap()
+    }
+
+    #[test]
+    fn file_names_of_exports() {
+        assert_eq!(
+            parse_csv_file_name("Export/Sales 2f4c8b43e5658142a060f4e3c920e7f4_all.csv"),
+            (
+                "Sales".to_string(),
+                Some("2f4c8b43e5658142a060f4e3c920e7f4".to_string()),
+                true
+            )
+        );
+        assert_eq!(
+            parse_csv_file_name("Sales.csv"),
+            ("Sales".to_string(), None, false)
+        );
+        assert!(is_junk("__MACOSX/Sales._x.csv"));
+        assert!(is_junk("dir/._Sales.csv"));
+        assert!(!is_junk("Sales.csv"));
+    }
+
+    #[test]
+    fn row_numbers_count_like_a_spreadsheet() {
+        let t = table("a,b\n1,2\n\n3,4\n\"multi\nline\",5\n6,7\n");
+        let numbers: Vec<u64> = t.rows.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, vec![2, 4, 5, 6]);
+    }
+
+    #[test]
+    fn blank_and_broken_rows() {
+        let t = table("a,b\n1,2\n,\n3,4,5\n6,7\n");
+        let numbers: Vec<u64> = t.rows.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, vec![2, 4, 5]);
+        let broken = t.rows[1].1.as_ref().unwrap_err();
+        assert!(broken.to_string().starts_with("row 4:"), "{broken}");
+        assert!(t.rows[2].1.is_ok());
+    }
+
+    #[test]
+    fn euros_render_like_notion() {
+        assert_eq!(render_euros(123_456), "€1,234.56");
+        assert_eq!(render_euros(-500), "-€5.00");
+        assert_eq!(render_euros(9_900), "€99.00");
+        assert_eq!(
+            render_date(time::macros::date!(2023 - 11 - 05)),
+            "November 5, 2023"
+        );
+    }
+
+    #[test]
+    fn sample_rows_all_map() {
+        let mut bytes = Vec::new();
+        write_sample_rows(&mut bytes, 300, 7).unwrap();
+        let t = read_csv(&bytes, "sample.csv".into(), Path::new("sample.csv")).unwrap();
+        assert_eq!(t.rows.len(), 300);
+        let mapping = Mapping::default();
+        crate::notion::mapping::check_columns(&mapping, &t.headers).unwrap();
+        let (mut sales, mut skipped) = (0, 0);
+        for (_, row) in &t.rows {
+            let row = row.as_ref().unwrap();
+            let origin = RecordSource::CsvRow { row: 0 };
+            match map_row(&mapping, &origin, row) {
+                Ok(Mapped::Sale(_)) => sales += 1,
+                Ok(Mapped::SkippedPlatform(_)) => skipped += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(
+            sales > 200 && skipped > 10,
+            "{sales} sales, {skipped} skipped"
+        );
+        let mut again = Vec::new();
+        write_sample_rows(&mut again, 300, 7).unwrap();
+        assert_eq!(bytes, again, "the same seed gives the same export");
+    }
+}
