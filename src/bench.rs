@@ -233,3 +233,63 @@ pub async fn run_queue_bench(
         after_commit_ms_p99: pct_of(&after_commit, 0.99),
     })
 }
+
+/// The Notion import's figures: a generated export of `rows` rows imported twice.
+#[derive(Debug, Serialize)]
+pub struct ImportFigures {
+    pub rows: usize,
+    pub first_run_seconds: f64,
+    pub rows_per_second: f64,
+    pub created: usize,
+    pub skipped_other_platform: usize,
+    pub failed: usize,
+    pub second_run_seconds: f64,
+    pub second_run_created: usize,
+}
+
+impl std::fmt::Display for ImportFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Notion export import: {} rows in {:.2} s ({:.0} rows/s; {} created, {} other platforms, {} failed); \
+             again (idempotent): {:.2} s, {} created",
+            self.rows,
+            self.first_run_seconds,
+            self.rows_per_second,
+            self.created,
+            self.skipped_other_platform,
+            self.failed,
+            self.second_run_seconds,
+            self.second_run_created
+        )
+    }
+}
+
+pub async fn run_import_bench(
+    settings: &crate::config::Settings,
+    pool: &PgPool,
+    rows: usize,
+) -> anyhow::Result<ImportFigures> {
+    let dir = std::env::temp_dir().join(format!("stockx-sync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("Sales 0123456789abcdef0123456789abcdef_all.csv");
+    crate::notion::export::write_sample_export(&file, rows, 7)?;
+    let options = crate::notion::import::ImportOptions::default();
+    let started = Instant::now();
+    let first = crate::backfill::backfill_csv(settings, pool, &file, &options).await?;
+    let first_run_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let second = crate::backfill::backfill_csv(settings, pool, &file, &options).await?;
+    let second_run_seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ImportFigures {
+        rows,
+        first_run_seconds,
+        rows_per_second: rows as f64 / first_run_seconds,
+        created: first.created,
+        skipped_other_platform: first.skipped_other_platform,
+        failed: first.failed,
+        second_run_seconds,
+        second_run_created: second.created,
+    })
+}

@@ -74,6 +74,11 @@ pub enum Command {
     },
     /// The whole flow on the embedded database and the local StockX sandbox, for a newcomer.
     Demo,
+    /// Import historical sales (idempotent; the same write path as Budibase).
+    Backfill {
+        #[command(subcommand)]
+        source: BackfillSource,
+    },
     /// Show queue depth by state, the oldest waiting job, recent failures and warning counts.
     Status {
         /// Print JSON instead of text.
@@ -91,6 +96,9 @@ pub enum Command {
         /// Single inserts timed for the latency figures.
         #[arg(long, default_value_t = 300)]
         latency_samples: usize,
+        /// Rows of the generated Notion export for the import benchmark (0: skip it).
+        #[arg(long, default_value_t = 10_000)]
+        import_rows: usize,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -103,6 +111,28 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum BackfillSource {
+    /// Import sales from Notion: an export file with --csv, else the Notion API.
+    Notion(NotionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NotionArgs {
+    /// A Notion export: the .csv, or the "Markdown & CSV" .zip as Notion produces it.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Update the changed fields of sales already recorded (default: skip them).
+    #[arg(long)]
+    pub update: bool,
+    /// Parse, map and validate everything; write nothing; print the same report.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// What went wrong, sorted by exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -111,6 +141,8 @@ pub enum CliError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
+    Backfill(#[from] crate::backfill::BackfillError),
+    #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
 
@@ -118,6 +150,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         let usage = match self {
             CliError::Config(_) => true,
+            CliError::Backfill(crate::backfill::BackfillError::Input(_)) => true,
             CliError::Db(DbError::Embedded(e)) => {
                 !matches!(e, EmbeddedError::Command { .. } | EmbeddedError::Connect(_))
             }
@@ -257,6 +290,29 @@ async fn run_command(
                 ExitCode::from(1)
             })
         }
+        Command::Backfill {
+            source: BackfillSource::Notion(args),
+        } => {
+            db::migrate(pool).await?;
+            let options = crate::notion::import::ImportOptions {
+                dry_run: args.dry_run,
+                update: args.update,
+                ..Default::default()
+            };
+            let Some(csv) = &args.csv else {
+                return Err(anyhow::anyhow!(
+                    "reading from the Notion API is not available in this version; import an export with --csv FILE"
+                )
+                .into());
+            };
+            let report = crate::backfill::backfill_csv(settings, pool, csv, &options).await?;
+            print_report(&report, args.json);
+            Ok(if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Retry {
             all_failed,
             job_ids,
@@ -301,6 +357,7 @@ async fn run_command(
             jobs,
             concurrency,
             latency_samples,
+            import_rows,
             json,
         } => {
             let options = crate::bench::BenchOptions {
@@ -313,6 +370,14 @@ async fn run_command(
             let figures = crate::bench::run_queue_bench(&scratch.pool, &options).await;
             scratch.drop_now().await?;
             print_report(&figures?, *json);
+            if *import_rows > 0 {
+                let scratch =
+                    crate::bench::ScratchDb::create(&database.connect_options, "import").await?;
+                let figures =
+                    crate::bench::run_import_bench(settings, &scratch.pool, *import_rows).await;
+                scratch.drop_now().await?;
+                print_report(&figures?, *json);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {

@@ -1,6 +1,7 @@
 //! stockx-sync: enriches StockX sales recorded in PostgreSQL from the StockX API, validates them,
 //! and backfills the history that still lives in Notion.
 
+pub mod backfill;
 pub mod bench;
 pub mod cli;
 pub mod config;

@@ -130,13 +130,21 @@ impl ImportReport {
 
 impl std::fmt::Display for ImportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let would = if self.dry_run { " (dry run: nothing written)" } else { "" };
+        let would = if self.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        };
         writeln!(f, "import of {}{would}", self.source)?;
         writeln!(f, "  records                 {}", self.records)?;
         writeln!(f, "  created                 {}", self.created)?;
         writeln!(f, "  updated                 {}", self.updated)?;
         writeln!(f, "  skipped (already there) {}", self.skipped)?;
-        writeln!(f, "  skipped (other platform) {}", self.skipped_other_platform)?;
+        writeln!(
+            f,
+            "  skipped (other platform) {}",
+            self.skipped_other_platform
+        )?;
         writeln!(f, "  failed                  {}", self.failed)?;
         writeln!(f, "  with warnings           {}", self.with_warnings)?;
         for failure in &self.failures {
@@ -153,7 +161,12 @@ impl std::fmt::Display for ImportReport {
             )?;
         }
         if self.failed > self.failures.len() {
-            writeln!(f, "  ... and {} more failures (see integration.notion_sale_sync_log, run {})", self.failed - self.failures.len(), self.run_id)?;
+            writeln!(
+                f,
+                "  ... and {} more failures (see integration.notion_sale_sync_log, run {})",
+                self.failed - self.failures.len(),
+                self.run_id
+            )?;
         }
         write!(f, "  took {} ms (run {})", self.duration_ms, self.run_id)
     }
