@@ -546,6 +546,26 @@ pub fn map_row(mapping: &Mapping, origin: &RecordSource, row: &Row) -> Result<Ma
     })))
 }
 
+/// Order numbers that occur more than once, with where each occurrence came from, in first
+/// appearance order. An import must not silently let the last row win.
+pub fn duplicate_order_numbers<'a>(
+    sales: impl IntoIterator<Item = &'a SaleRecord>,
+) -> Vec<(String, Vec<RecordSource>)> {
+    let mut by_number: Vec<(String, Vec<RecordSource>)> = Vec::new();
+    let mut index: std::collections::HashMap<&'a str, usize> = std::collections::HashMap::new();
+    for sale in sales {
+        match index.get(sale.stockx_order_number.as_str()) {
+            Some(&i) => by_number[i].1.push(sale.source.clone()),
+            None => {
+                index.insert(&sale.stockx_order_number, by_number.len());
+                by_number.push((sale.stockx_order_number.clone(), vec![sale.source.clone()]));
+            }
+        }
+    }
+    by_number.retain(|(_, sources)| sources.len() > 1);
+    by_number
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
