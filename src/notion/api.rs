@@ -454,7 +454,10 @@ impl NotionClient {
         for (name, raw) in properties {
             let property = PropertyValue::from_json(raw);
             let cell = match &property {
-                PropertyValue::Relation { ids, .. } if mapped.contains(name.as_str()) => {
+                PropertyValue::Relation { ids, has_more } if mapped.contains(name.as_str()) => {
+                    if *has_more {
+                        tracing::warn!(property = %name, "Notion truncated a relation at 25 entries; only those are read");
+                    }
                     let mut titles = Vec::with_capacity(ids.len());
                     for id in ids {
                         match self.relation_title(id).await {
@@ -565,6 +568,7 @@ impl NotionClient {
                     });
             }
             if status == StatusCode::TOO_MANY_REQUESTS || status.as_u16() == 529 {
+                // The contract counts 429s; 529 (service_overload) is waited out the same way.
                 if status == StatusCode::TOO_MANY_REQUESTS {
                     metrics::counter!(API_THROTTLED_TOTAL, "api" => "notion").increment(1);
                 }
@@ -908,8 +912,17 @@ pub enum PropertyValue {
 impl PropertyValue {
     pub fn from_json(raw: &Value) -> Self {
         let kind = raw.get("type").and_then(Value::as_str).unwrap_or_default();
-        Self::typed(kind, raw.get(kind).unwrap_or(&Value::Null))
-            .unwrap_or_else(|| Self::Unknown(raw.clone()))
+        match Self::typed(kind, raw.get(kind).unwrap_or(&Value::Null)) {
+            Some(Self::Relation { ids, .. }) => Self::Relation {
+                ids,
+                has_more: raw
+                    .get("has_more")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            },
+            Some(typed) => typed,
+            None => Self::Unknown(raw.clone()),
+        }
     }
 
     fn typed(kind: &str, value: &Value) -> Option<Self> {
@@ -939,6 +952,7 @@ impl PropertyValue {
                     .iter()
                     .filter_map(|r| r.get("id")?.as_str().map(str::to_string))
                     .collect(),
+                // Set by `from_json`: the flag sits beside the list, not inside it.
                 has_more: false,
             },
             "formula" | "rollup" => {
@@ -1088,6 +1102,13 @@ mod tests {
         assert_eq!(
             p(json!({"type": "unique_id", "unique_id": {"prefix": "SALE", "number": 7}})).to_cell(),
             Cell::Text("SALE-7".into())
+        );
+        assert_eq!(
+            p(json!({"type": "relation", "relation": [{"id": "r1"}], "has_more": true})),
+            PropertyValue::Relation {
+                ids: vec!["r1".into()],
+                has_more: true
+            }
         );
         let odd = json!({"type": "verification", "verification": {"state": "verified"}});
         assert_eq!(p(odd.clone()), PropertyValue::Unknown(odd));
