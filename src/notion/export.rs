@@ -286,8 +286,7 @@ fn row_from_record(
         return Err(RecordError {
             origin: origin.clone(),
             column: None,
-            raw: Some(String::from_utf8_lossy(&record.as_slice().to_vec()).into_owned())
-                .filter(|_| record.len() < 64),
+            raw: Some(line_text(record)),
             message: format!(
                 "the line has {} fields but the header has {}; is a value with a comma not quoted?",
                 record.len(),
@@ -308,6 +307,19 @@ fn row_from_record(
         }
     }
     Ok(row)
+}
+
+/// The record's fields joined by commas again, shortened for messages.
+fn line_text(record: &csv::ByteRecord) -> String {
+    let fields: Vec<String> = record
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    let line = fields.join(",");
+    match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
 
 /// The columns [`write_sample_export`] writes, in the order an `_all.csv` has them: the title

@@ -22,7 +22,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-use super::values::{self, DateOrder, ValueError};
+use super::values::{self, DateOrder, DecimalSeparator, ValueError};
 
 /// Which Notion property (column header) holds each field of a sale.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -53,6 +53,8 @@ pub struct Mapping {
     pub empty_platform: EmptyPlatform,
     /// How to read numeric dates such as `03/02/2025` where both orders are possible.
     pub date_order: DateOrder,
+    /// The decimal separator of money and percentages; `auto` decides by position.
+    pub decimal_separator: DecimalSeparator,
 }
 
 /// What to do with a row whose platform cell is empty.
@@ -88,6 +90,7 @@ impl Default for Mapping {
             platform_value: "StockX".into(),
             empty_platform: EmptyPlatform::Skip,
             date_order: DateOrder::MonthFirst,
+            decimal_separator: DecimalSeparator::Auto,
         }
     }
 }
@@ -131,7 +134,7 @@ impl Mapping {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
     #[error(
-        "the Notion data has no column {} ; it has: {}. Rename the column in Notion or set [notion.mapping] accordingly",
+        "the Notion data has no column {}; it has: {}. Rename the column in Notion or set [notion.mapping] accordingly",
         describe_missing(.missing),
         .available.join(", ")
     )]
@@ -146,7 +149,7 @@ pub enum MappingError {
 fn describe_missing(missing: &[(String, String)]) -> String {
     missing
         .iter()
-        .map(|(field, column)| format!("{column:?} (mapped as {field})"))
+        .map(|(field, column)| format!("\"{column}\" (mapped as {field})"))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -326,6 +329,7 @@ struct FieldReader<'a> {
     row: &'a Row,
     origin: &'a RecordSource,
     date_order: DateOrder,
+    decimal_separator: DecimalSeparator,
 }
 
 impl FieldReader<'_> {
@@ -393,23 +397,25 @@ impl FieldReader<'_> {
     fn amount(
         &self,
         column: &str,
-        parse: fn(&str) -> Result<Option<Decimal>, ValueError>,
+        parse: fn(&str, DecimalSeparator) -> Result<Option<Decimal>, ValueError>,
     ) -> Result<Option<Decimal>, RecordError> {
         match self.cell(column) {
             None | Some(Cell::Empty) => Ok(None),
             Some(Cell::Number(n)) => Ok(Some(*n)),
-            Some(Cell::Text(t)) => parse(t).map_err(|e| self.value_error(column, e)),
+            Some(Cell::Text(t)) => {
+                parse(t, self.decimal_separator).map_err(|e| self.value_error(column, e))
+            }
             Some(Cell::Raw(serde_json::Value::Null)) => Ok(None),
             Some(other) => Err(self.unsupported(column, other, "a number")),
         }
     }
 
     fn money(&self, column: &str) -> Result<Option<Decimal>, RecordError> {
-        self.amount(column, values::parse_money)
+        self.amount(column, values::parse_money_in)
     }
 
     fn percent(&self, column: &str) -> Result<Option<Decimal>, RecordError> {
-        self.amount(column, values::parse_percent)
+        self.amount(column, values::parse_percent_in)
     }
 
     fn date(&self, column: &str) -> Result<Option<Date>, RecordError> {
@@ -483,6 +489,7 @@ pub fn map_row(mapping: &Mapping, origin: &RecordSource, row: &Row) -> Result<Ma
         row,
         origin,
         date_order: mapping.date_order,
+        decimal_separator: mapping.decimal_separator,
     };
     if !mapping.platform.is_empty() {
         match r.name(&mapping.platform)? {
@@ -544,6 +551,26 @@ pub fn map_row(mapping: &Mapping, origin: &RecordSource, row: &Row) -> Result<Ma
         delivered_at: r.date(&mapping.delivered_at)?,
         notes: r.text(&mapping.notes)?,
     })))
+}
+
+/// Order numbers that occur more than once, with where each occurrence came from, in first
+/// appearance order. An import must not silently let the last row win.
+pub fn duplicate_order_numbers<'a>(
+    sales: impl IntoIterator<Item = &'a SaleRecord>,
+) -> Vec<(String, Vec<RecordSource>)> {
+    let mut by_number: Vec<(String, Vec<RecordSource>)> = Vec::new();
+    let mut index: std::collections::HashMap<&'a str, usize> = std::collections::HashMap::new();
+    for sale in sales {
+        match index.get(sale.stockx_order_number.as_str()) {
+            Some(&i) => by_number[i].1.push(sale.source.clone()),
+            None => {
+                index.insert(&sale.stockx_order_number, by_number.len());
+                by_number.push((sale.stockx_order_number.clone(), vec![sale.source.clone()]));
+            }
+        }
+    }
+    by_number.retain(|(_, sources)| sources.len() > 1);
+    by_number
 }
 
 #[cfg(test)]

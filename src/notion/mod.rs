@@ -6,6 +6,29 @@
 //! Both sources produce the same generic [`mapping::Row`] (property name → [`mapping::Cell`]);
 //! [`mapping::Mapping`] says which property holds which field, and [`values`] holds the pure
 //! parsers for values as Notion renders them.
+//!
+//! How an importer uses it:
+//!
+//! ```ignore
+//! // From an export: check the columns once, then map row by row.
+//! let table = export::read_export(path)?;
+//! mapping::check_columns(&mapping, &table.headers)?;
+//! for (row_number, row) in &table.rows {
+//!     let origin = mapping::RecordSource::CsvRow { row: *row_number };
+//!     match row.as_ref().map_err(Clone::clone).and_then(|row| mapping::map_row(&mapping, &origin, row)) {
+//!         Ok(mapping::Mapped::Sale(sale)) => { /* insert into platforms.stockx_sale_entry */ }
+//!         Ok(mapping::Mapped::SkippedPlatform(_)) => { /* count as skipped */ }
+//!         Err(e) => { /* count as failed, log e (names row, column and value) */ }
+//!     }
+//! }
+//!
+//! // From the API: batches of up to 100 in last_edited_time order.
+//! let client = api::NotionClient::new(config, mapping)?;
+//! let mut query = client.query_sales(since);
+//! while let Some(batch) = query.next_batch().await? {
+//!     for record in batch { /* record.page_id, record.last_edited_time, record.result */ }
+//! }
+//! ```
 
 pub mod api;
 pub mod export;

@@ -11,7 +11,9 @@
 //!   more than once is grouping (`1,234,567`). A single separator followed by exactly three
 //!   digits (`1,234` / `1.234`) is ambiguous: [`Ambiguity::Thousands`] (money: Notion's currency
 //!   formats group thousands) reads it as grouping unless the integer part is `0`;
-//!   [`Ambiguity::Decimal`] (percentages, ratios) reads it as a decimal.
+//!   [`Ambiguity::Decimal`] (percentages, ratios) reads it as a decimal. When the export's
+//!   locale is known, [`DecimalSeparator::Dot`] / [`DecimalSeparator::Comma`] fix the separator
+//!   and settle that case too.
 //! - **Dates.** The time of day and any `(GMT+2)` zone are dropped: the date is taken as
 //!   written. Ranges (`A → B`) give their start. Numeric dates with both parts ≤ 12 follow the
 //!   configured [`DateOrder`]; otherwise the part > 12 is the day.
@@ -53,6 +55,18 @@ pub enum Ambiguity {
     Decimal,
 }
 
+/// Which character is the decimal separator in money and percentages. `Auto` decides by
+/// position (the module's rule); `Dot`/`Comma` fix it for exports whose locale is known, which
+/// also settles `1,234` / `1.234`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecimalSeparator {
+    #[default]
+    Auto,
+    Dot,
+    Comma,
+}
+
 /// Order of day and month in numeric dates such as `03/02/2025`, used only when both parts
 /// are ≤ 12 (otherwise the value itself decides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -75,10 +89,18 @@ pub fn non_empty(raw: &str) -> Option<&str> {
 /// `(5.00)`. Currency symbols and ISO codes are dropped (the amount's currency is the
 /// business's); a single ambiguous separator is a thousands separator.
 pub fn parse_money(raw: &str) -> Result<Option<Decimal>, ValueError> {
+    parse_money_in(raw, DecimalSeparator::Auto)
+}
+
+/// [`parse_money`] with a known decimal separator.
+pub fn parse_money_in(
+    raw: &str,
+    separator: DecimalSeparator,
+) -> Result<Option<Decimal>, ValueError> {
     let Some(text) = non_empty(raw) else {
         return Ok(None);
     };
-    parse_number(text, Ambiguity::Thousands, "an amount").map(Some)
+    parse_number(text, Ambiguity::Thousands, separator, "an amount").map(Some)
 }
 
 /// A plain number cell, reading an ambiguous separator as the caller says.
@@ -86,33 +108,40 @@ pub fn parse_decimal(raw: &str, ambiguity: Ambiguity) -> Result<Option<Decimal>,
     let Some(text) = non_empty(raw) else {
         return Ok(None);
     };
-    parse_number(text, ambiguity, "a number").map(Some)
+    parse_number(text, ambiguity, DecimalSeparator::Auto, "a number").map(Some)
 }
 
 /// A percentage as a fraction: `25%` → 0.25, `25.5 %` → 0.255, `12,5%` → 0.125. Without a `%`
 /// sign the cell is a number column holding the fraction already: `0.25` stays 0.25.
 pub fn parse_percent(raw: &str) -> Result<Option<Decimal>, ValueError> {
+    parse_percent_in(raw, DecimalSeparator::Auto)
+}
+
+/// [`parse_percent`] with a known decimal separator.
+pub fn parse_percent_in(
+    raw: &str,
+    separator: DecimalSeparator,
+) -> Result<Option<Decimal>, ValueError> {
     let Some(text) = non_empty(raw) else {
         return Ok(None);
     };
     match text.strip_suffix('%') {
         Some(number) => {
-            let value =
-                parse_number(number.trim(), Ambiguity::Decimal, "a percentage").map_err(|e| {
-                    ValueError {
-                        raw: text.to_string(),
-                        ..e
-                    }
+            let value = parse_number(number.trim(), Ambiguity::Decimal, separator, "a percentage")
+                .map_err(|e| ValueError {
+                    raw: text.to_string(),
+                    ..e
                 })?;
             Ok(Some(value / Decimal::ONE_HUNDRED))
         }
-        None => parse_number(text, Ambiguity::Decimal, "a percentage").map(Some),
+        None => parse_number(text, Ambiguity::Decimal, separator, "a percentage").map(Some),
     }
 }
 
 fn parse_number(
     text: &str,
     ambiguity: Ambiguity,
+    separator: DecimalSeparator,
     expected: &'static str,
 ) -> Result<Decimal, ValueError> {
     let err = |reason: &str| ValueError::new(expected, text, reason);
@@ -149,43 +178,40 @@ fn parse_number(
     if body.is_empty() {
         return Err(err("no digits"));
     }
-    let normalised =
-        normalise_separators(&body, ambiguity).ok_or_else(|| err("misplaced separators"))?;
+    let normalised = normalise_separators(&body, ambiguity, separator)
+        .ok_or_else(|| err("misplaced separators"))?;
     let value = Decimal::from_str(&normalised).map_err(|e| err(&e.to_string()))?;
     Ok(if negative { -value } else { value })
 }
 
 /// Digits with `.`/`,` → digits with at most one `.` as decimal point, or `None` when the
 /// separators cannot be a number (`1,2,3`, `1.234.5`).
-fn normalise_separators(body: &str, ambiguity: Ambiguity) -> Option<String> {
-    let Some(last) = body.rfind(['.', ',']) else {
-        return Some(body.to_string());
-    };
-    let last_sep = if body.as_bytes()[last] == b'.' {
-        '.'
-    } else {
-        ','
-    };
-    let other = if last_sep == '.' { ',' } else { '.' };
-    let (before, after) = (&body[..last], &body[last + 1..]);
-    let decimal_sep = if before.contains(other) {
-        // Both kinds: the last one is the decimal separator.
-        Some(last_sep)
-    } else if before.contains(last_sep) {
-        // The same kind more than once: grouping only.
-        None
-    } else if after.len() == 3 {
-        let integer_is_zero = !before.is_empty() && before.bytes().all(|b| b == b'0');
-        match ambiguity {
-            Ambiguity::Thousands if !integer_is_zero => None,
-            _ => Some(last_sep),
-        }
-    } else {
-        Some(last_sep)
+fn normalise_separators(
+    body: &str,
+    ambiguity: Ambiguity,
+    separator: DecimalSeparator,
+) -> Option<String> {
+    let other = |c: char| if c == '.' { ',' } else { '.' };
+    let decimal_sep = match separator {
+        DecimalSeparator::Dot => body.contains('.').then_some('.'),
+        DecimalSeparator::Comma => body.contains(',').then_some(','),
+        DecimalSeparator::Auto => auto_decimal_separator(body, ambiguity),
     };
     let (integer, fraction, group_sep) = match decimal_sep {
-        Some(d) => (before, Some(after), if d == '.' { ',' } else { '.' }),
-        None => (body, None, last_sep),
+        Some(d) => {
+            let at = body.rfind(d)?;
+            (&body[..at], Some(&body[at + 1..]), other(d))
+        }
+        None => {
+            let group = match separator {
+                DecimalSeparator::Dot => ',',
+                DecimalSeparator::Comma => '.',
+                DecimalSeparator::Auto => {
+                    body.chars().find(|c| *c == '.' || *c == ',').unwrap_or(',')
+                }
+            };
+            (body, None, group)
+        }
     };
     let groups: Vec<&str> = integer.split(group_sep).collect();
     if groups.iter().any(|g| g.contains(['.', ','])) {
@@ -202,11 +228,43 @@ fn normalise_separators(body: &str, ambiguity: Ambiguity) -> Option<String> {
     if out.is_empty() {
         out.push('0');
     }
-    if let Some(fraction) = fraction.filter(|f| !f.is_empty()) {
-        out.push('.');
-        out.push_str(fraction);
+    if let Some(fraction) = fraction {
+        if fraction.contains(['.', ',']) {
+            return None;
+        }
+        if !fraction.is_empty() {
+            out.push('.');
+            out.push_str(fraction);
+        }
     }
     Some(out)
+}
+
+/// The decimal separator by position (the module's rule), `None` when there is none.
+fn auto_decimal_separator(body: &str, ambiguity: Ambiguity) -> Option<char> {
+    let last = body.rfind(['.', ','])?;
+    let last_sep = if body.as_bytes()[last] == b'.' {
+        '.'
+    } else {
+        ','
+    };
+    let other = if last_sep == '.' { ',' } else { '.' };
+    let (before, after) = (&body[..last], &body[last + 1..]);
+    if before.contains(other) {
+        // Both kinds: the last one is the decimal separator.
+        Some(last_sep)
+    } else if before.contains(last_sep) {
+        // The same kind more than once: grouping only.
+        None
+    } else if after.len() == 3 {
+        let integer_is_zero = !before.is_empty() && before.bytes().all(|b| b == b'0');
+        match ambiguity {
+            Ambiguity::Thousands if !integer_is_zero => None,
+            _ => Some(last_sep),
+        }
+    } else {
+        Some(last_sep)
+    }
 }
 
 /// A date as Notion renders or sends it → the calendar date as written.
@@ -558,6 +616,22 @@ mod tests {
         assert_eq!(money("1.234"), d("1234"));
         assert_eq!(money("0,125"), d("0.125"));
         assert_eq!(money("12.3456"), d("12.3456"));
+    }
+
+    #[test]
+    fn a_known_decimal_separator_settles_ambiguity() {
+        let comma = |s: &str| parse_money_in(s, DecimalSeparator::Comma).unwrap().unwrap();
+        let dot = |s: &str| parse_money_in(s, DecimalSeparator::Dot).unwrap().unwrap();
+        assert_eq!(comma("1,234"), d("1.234"));
+        assert_eq!(comma("1.234"), d("1234"));
+        assert_eq!(comma("€1.234.567,8"), d("1234567.8"));
+        assert_eq!(dot("1.234"), d("1.234"));
+        assert_eq!(dot("1,234"), d("1234"));
+        assert!(parse_money_in("1.234,56", DecimalSeparator::Dot).is_err());
+        assert_eq!(
+            parse_percent_in("12,5%", DecimalSeparator::Comma).unwrap(),
+            Some(d("0.125"))
+        );
     }
 
     #[test]

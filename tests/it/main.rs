@@ -6,5 +6,6 @@ mod binary;
 mod cli;
 mod embedded;
 mod enrich;
+mod notion;
 mod schema;
 mod worker;
