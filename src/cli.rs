@@ -122,6 +122,12 @@ pub struct NotionArgs {
     /// A Notion export: the .csv, or the "Markdown & CSV" .zip as Notion produces it.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
+    /// API only: read what changed since this date (2024-03-01) or RFC 3339 time.
+    #[arg(long, value_name = "DATE", conflicts_with_all = ["csv", "full"], value_parser = crate::backfill::parse_since)]
+    pub since: Option<time::OffsetDateTime>,
+    /// API only: read everything, ignoring the last run's watermark.
+    #[arg(long, conflicts_with = "csv")]
+    pub full: bool,
     /// Update the changed fields of sales already recorded (default: skip them).
     #[arg(long)]
     pub update: bool,
@@ -299,13 +305,17 @@ async fn run_command(
                 update: args.update,
                 ..Default::default()
             };
-            let Some(csv) = &args.csv else {
-                return Err(anyhow::anyhow!(
-                    "reading from the Notion API is not available in this version; import an export with --csv FILE"
-                )
-                .into());
+            let report = match &args.csv {
+                Some(csv) => crate::backfill::backfill_csv(settings, pool, csv, &options).await?,
+                None => {
+                    let since = match (args.since, args.full) {
+                        (Some(t), _) => crate::backfill::Since::From(t),
+                        (None, true) => crate::backfill::Since::Full,
+                        (None, false) => crate::backfill::Since::Watermark,
+                    };
+                    crate::backfill::backfill_api(settings, pool, since, &options).await?
+                }
             };
-            let report = crate::backfill::backfill_csv(settings, pool, csv, &options).await?;
             print_report(&report, args.json);
             Ok(if report.failed == 0 {
                 ExitCode::SUCCESS

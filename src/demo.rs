@@ -68,12 +68,15 @@ pub async fn run(
     let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
 
     let metrics = crate::http::metrics_handle();
-    let app = crate::http::router(crate::http::AppState {
-        pool: pool.clone(),
-        health,
-        metrics,
-        poll_only: false,
-    });
+    let app = crate::http::router(
+        crate::http::AppState {
+            pool: pool.clone(),
+            health,
+            metrics,
+            poll_only: false,
+        },
+        None,
+    );
     let http_stop = CancellationToken::new();
     let (addr, http_task) =
         match crate::http::serve(settings.http.addr, app.clone(), http_stop.clone()).await {

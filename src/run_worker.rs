@@ -50,12 +50,18 @@ pub async fn run(
         .await?;
 
     let metrics = crate::http::metrics_handle();
-    let app = crate::http::router(crate::http::AppState {
-        pool: database.pool.clone(),
-        health: health.clone(),
-        metrics,
-        poll_only,
-    });
+    let app = crate::http::router(
+        crate::http::AppState {
+            pool: database.pool.clone(),
+            health: health.clone(),
+            metrics,
+            poll_only,
+        },
+        Some(crate::http::notion::NotionBridge::new(
+            database.pool.clone(),
+            settings.clone(),
+        )),
+    );
     let http_stop = CancellationToken::new();
     let (addr, http_task) = crate::http::serve(settings.http.addr, app, http_stop.clone())
         .await

@@ -15,6 +15,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+pub mod notion;
+
 use crate::metrics as m;
 use crate::worker::Health;
 
@@ -102,12 +104,17 @@ pub struct AppState {
     pub poll_only: bool,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// `/metrics`, `/healthz`, `/readyz`, and the Notion endpoints when `bridge` is given.
+pub fn router(state: AppState, bridge: Option<Arc<notion::NotionBridge>>) -> Router {
+    let base = Router::new()
         .route("/metrics", get(metrics_endpoint))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(state);
+    match bridge {
+        Some(bridge) => base.merge(notion::routes(bridge)),
+        None => base,
+    }
 }
 
 async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {

@@ -49,6 +49,8 @@ pub struct ImportOptions {
     pub synced_by: String,
     /// Records per database round trip.
     pub batch_size: usize,
+    /// Identifies the run in the sync log.
+    pub run_id: Uuid,
 }
 
 impl Default for ImportOptions {
@@ -59,6 +61,7 @@ impl Default for ImportOptions {
             trigger: Trigger::Manual,
             synced_by: "stockx-sync".into(),
             batch_size: 500,
+            run_id: Uuid::new_v4(),
         }
     }
 }
@@ -99,9 +102,9 @@ pub struct ImportReport {
 const REPORTED_FAILURES: usize = 20;
 
 impl ImportReport {
-    fn new(source: String, dry_run: bool) -> Self {
+    fn new(source: String, dry_run: bool, run_id: Uuid) -> Self {
         ImportReport {
-            run_id: Uuid::new_v4(),
+            run_id,
             source,
             dry_run,
             records: 0,
@@ -178,10 +181,10 @@ pub async fn import_records(
     source: &str,
     records: Vec<(RecordSource, Record)>,
     options: &ImportOptions,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut (dyn FnMut(usize, usize) + Send),
 ) -> Result<ImportReport, sqlx::Error> {
     let started = Instant::now();
-    let mut report = ImportReport::new(source.to_string(), options.dry_run);
+    let mut report = ImportReport::new(source.to_string(), options.dry_run, options.run_id);
     report.records = records.len();
     let total = records.len();
     let mut done = 0;

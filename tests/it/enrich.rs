@@ -437,12 +437,15 @@ async fn refused_credentials_keep_jobs_waiting_and_readyz_says_why() {
     let stop = CancellationToken::new();
     let task = tokio::spawn(worker.run(stop.clone()));
 
-    let app = stockx_sync::http::router(stockx_sync::http::AppState {
-        pool: db.pool.clone(),
-        health: health.clone(),
-        metrics: stockx_sync::http::metrics_handle(),
-        poll_only: false,
-    });
+    let app = stockx_sync::http::router(
+        stockx_sync::http::AppState {
+            pool: db.pool.clone(),
+            health: health.clone(),
+            metrics: stockx_sync::http::metrics_handle(),
+            poll_only: false,
+        },
+        None,
+    );
     let http_stop = CancellationToken::new();
     let (addr, _) =
         stockx_sync::http::serve("127.0.0.1:0".parse().unwrap(), app, http_stop.clone())
