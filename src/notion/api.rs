@@ -328,17 +328,7 @@ impl NotionClient {
     /// incremental runs pass the last watermark minus a few minutes: Notion rounds
     /// `last_edited_time` to the minute; the importer upserts, so overlap is harmless.
     pub fn query_sales(&self, since: Option<OffsetDateTime>) -> SalesQuery<'_> {
-        SalesQuery {
-            client: self,
-            since,
-            window_start: since,
-            cursor: None,
-            capped: false,
-            done: false,
-            max_edited_in_window: None,
-            seen: HashSet::new(),
-            stats: QueryStats::default(),
-        }
+        SalesQuery::new(self, since)
     }
 
     /// One page by ID (or URL); `None` when it is in the trash.
@@ -361,7 +351,9 @@ impl NotionClient {
         order_number: &str,
     ) -> Result<Option<NotionRecord>, NotionError> {
         let filter = json!({ "property": self.mapping.order_number, "title": { "equals": order_number.trim() } });
-        let response = self.query_page(Some(filter), None).await?;
+        let response = self
+            .query_page(Some(filter), "last_edited_time", None)
+            .await?;
         let mut found = None;
         for page in response.results {
             if let PageOutcome::Record(record) = self.page_to_record(&page).await? {
@@ -374,6 +366,7 @@ impl NotionClient {
     async fn query_page(
         &self,
         filter: Option<Value>,
+        sort_by: &str,
         cursor: Option<&str>,
     ) -> Result<QueryResponse, NotionError> {
         let target = self.resolve_target().await?;
@@ -391,7 +384,7 @@ impl NotionClient {
         };
         let mut body = json!({
             "page_size": PAGE_SIZE,
-            "sorts": [{ "timestamp": "last_edited_time", "direction": "ascending" }],
+            "sorts": [{ "timestamp": sort_by, "direction": "ascending" }],
         });
         if let Some(filter) = filter {
             body["filter"] = filter;
@@ -765,19 +758,96 @@ pub struct QueryStats {
 }
 
 /// A running read of the sales, batch by batch: `while let Some(batch) = q.next_batch().await?`.
+///
+/// The read is a sequence of queries ("windows"). The first filters on `last_edited_time` ≥
+/// `since`; when Notion's 10,000-result cap ends one, the next starts at the last edited time
+/// seen. Should more than 10,000 pages share one edited minute (a bulk edit), that minute is
+/// read on its own, by `created_time` windows, before going on after it.
 pub struct SalesQuery<'a> {
     client: &'a NotionClient,
     since: Option<OffsetDateTime>,
-    window_start: Option<OffsetDateTime>,
+    window: Window,
     cursor: Option<String>,
     capped: bool,
     done: bool,
+    min_edited_in_window: Option<OffsetDateTime>,
     max_edited_in_window: Option<OffsetDateTime>,
+    max_created_in_window: Option<OffsetDateTime>,
     seen: HashSet<String>,
     stats: QueryStats,
 }
 
+/// The part of the data source one query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    /// `last_edited_time` on or after.
+    edited_from: Option<OffsetDateTime>,
+    /// Set while reading one crowded edited minute by creation time.
+    minute: Option<MinuteWindow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MinuteWindow {
+    /// `last_edited_time` before (the minute's end).
+    edited_before: OffsetDateTime,
+    /// `created_time` on or after.
+    created_from: Option<OffsetDateTime>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> Result<String, NotionError> {
+    t.format(&Rfc3339).map_err(|e| NotionError::Decode {
+        endpoint: "filter".into(),
+        message: e.to_string(),
+    })
+}
+
+impl Window {
+    /// The filter and sort key of this window's query.
+    fn filter(&self) -> Result<(Option<Value>, &'static str), NotionError> {
+        let edited_from = match self.edited_from {
+            Some(t) => Some(
+                json!({ "timestamp": "last_edited_time", "last_edited_time": { "on_or_after": rfc3339(t)? } }),
+            ),
+            None => None,
+        };
+        let Some(minute) = self.minute else {
+            return Ok((edited_from, "last_edited_time"));
+        };
+        let mut conditions: Vec<Value> = edited_from.into_iter().collect();
+        conditions.push(json!({ "timestamp": "last_edited_time", "last_edited_time": { "before": rfc3339(minute.edited_before)? } }));
+        if let Some(created) = minute.created_from {
+            conditions.push(json!({ "timestamp": "created_time", "created_time": { "on_or_after": rfc3339(created)? } }));
+        }
+        Ok((Some(json!({ "and": conditions })), "created_time"))
+    }
+}
+
+fn timestamp(page: &Value, key: &str) -> Option<OffsetDateTime> {
+    page.get(key)
+        .and_then(Value::as_str)
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+}
+
 impl SalesQuery<'_> {
+    fn new(client: &NotionClient, since: Option<OffsetDateTime>) -> SalesQuery<'_> {
+        SalesQuery {
+            client,
+            since,
+            window: Window {
+                edited_from: since,
+                minute: None,
+            },
+            cursor: None,
+            capped: false,
+            done: false,
+            min_edited_in_window: None,
+            max_edited_in_window: None,
+            max_created_in_window: None,
+            seen: HashSet::new(),
+            stats: QueryStats::default(),
+        }
+    }
+
     pub fn stats(&self) -> QueryStats {
         self.stats
     }
@@ -796,49 +866,35 @@ impl SalesQuery<'_> {
         if self.cursor.is_none() {
             self.stats.windows += 1;
         }
-        let filter = match self.window_start {
-            Some(start) => {
-                let start = start.format(&Rfc3339).map_err(|e| NotionError::Decode {
-                    endpoint: "filter".into(),
-                    message: e.to_string(),
-                })?;
-                Some(
-                    json!({ "timestamp": "last_edited_time", "last_edited_time": { "on_or_after": start } }),
-                )
-            }
-            None => None,
-        };
+        let (filter, sort_by) = self.window.filter()?;
         let response = self
             .client
-            .query_page(filter, self.cursor.as_deref())
+            .query_page(filter, sort_by, self.cursor.as_deref())
             .await?;
         self.stats.requests += 1;
         self.capped |= response.capped;
 
         let mut batch = Vec::with_capacity(response.results.len());
         for page in &response.results {
+            // Trashed pages move the window forward too.
+            let edited = timestamp(page, "last_edited_time");
+            if self.min_edited_in_window.is_none() || edited < self.min_edited_in_window {
+                self.min_edited_in_window = edited;
+            }
+            self.max_edited_in_window = self.max_edited_in_window.max(edited);
+            self.max_created_in_window = self
+                .max_created_in_window
+                .max(timestamp(page, "created_time"));
             match self.client.page_to_record(page).await? {
                 PageOutcome::Trashed => self.stats.trashed_skipped += 1,
                 PageOutcome::Partial => self.stats.partial_skipped += 1,
                 PageOutcome::Record(record) => {
-                    self.max_edited_in_window =
-                        self.max_edited_in_window.max(Some(record.last_edited_time));
                     if self.seen.insert(record.page_id.clone()) {
                         batch.push(record);
                     } else {
                         self.stats.duplicates_skipped += 1;
                     }
                 }
-            }
-        }
-        for page in &response.results {
-            // Trashed pages also move the window forward.
-            if let Some(edited) = page
-                .get("last_edited_time")
-                .and_then(Value::as_str)
-                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-            {
-                self.max_edited_in_window = self.max_edited_in_window.max(Some(edited));
             }
         }
 
@@ -850,26 +906,77 @@ impl SalesQuery<'_> {
                     message: "has_more is true but next_cursor is missing".into(),
                 });
             }
-        } else if self.capped {
-            // The cap ends pagination silently; continue with a new query from the last
-            // edited time seen (pages at that minute come again and are dropped as seen).
-            let next = self.max_edited_in_window;
-            if next.is_none() || next <= self.window_start {
-                return Err(NotionError::ResultLimitStuck {
-                    at: next
-                        .and_then(|t| t.format(&Rfc3339).ok())
-                        .unwrap_or_default(),
-                });
-            }
-            tracing::info!(window_start = ?next, "Notion's 10,000-result cap reached; continuing in a new query");
-            self.window_start = next;
-            self.cursor = None;
-            self.capped = false;
-            self.max_edited_in_window = None;
+            return Ok(Some(batch));
+        }
+        let next = if self.capped {
+            self.window_after_cap()?
         } else {
-            self.done = true;
+            self.window_after_end()
+        };
+        match next {
+            Some(window) => {
+                self.window = window;
+                self.cursor = None;
+                self.capped = false;
+                self.min_edited_in_window = None;
+                self.max_edited_in_window = None;
+                self.max_created_in_window = None;
+            }
+            None => self.done = true,
         }
         Ok(Some(batch))
+    }
+
+    /// The cap ended pagination silently: continue from the last time seen (pages at that
+    /// time come again and are dropped as already seen).
+    fn window_after_cap(&self) -> Result<Option<Window>, NotionError> {
+        let stuck = |at: Option<OffsetDateTime>| NotionError::ResultLimitStuck {
+            at: at.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default(),
+        };
+        match self.window.minute {
+            None => {
+                let Some(edited) = self.max_edited_in_window else {
+                    return Err(stuck(None));
+                };
+                // A window that spans more than one minute can move on; one whose pages all
+                // share a minute would only return the same pages again.
+                let spans_minutes = self.min_edited_in_window < Some(edited);
+                if Some(edited) > self.window.edited_from && spans_minutes {
+                    tracing::info!(from = %edited, "Notion's 10,000-result cap reached; continuing in a new query");
+                    return Ok(Some(Window {
+                        edited_from: Some(edited),
+                        minute: None,
+                    }));
+                }
+                // 10,000 pages edited in one minute: read that minute by creation time.
+                tracing::info!(minute = %edited, "Notion's result cap reached within one edited minute; reading it by created time");
+                Ok(Some(Window {
+                    edited_from: Some(edited),
+                    minute: Some(MinuteWindow {
+                        edited_before: edited + time::Duration::minutes(1),
+                        created_from: None,
+                    }),
+                }))
+            }
+            Some(minute) => match self.max_created_in_window {
+                Some(created) if Some(created) > minute.created_from => Ok(Some(Window {
+                    minute: Some(MinuteWindow {
+                        created_from: Some(created),
+                        ..minute
+                    }),
+                    ..self.window
+                })),
+                other => Err(stuck(other)),
+            },
+        }
+    }
+
+    /// A window ended normally: done, or back to the main read after a crowded minute.
+    fn window_after_end(&self) -> Option<Window> {
+        self.window.minute.map(|minute| Window {
+            edited_from: Some(minute.edited_before),
+            minute: None,
+        })
     }
 
     /// Reads everything (for small databases and tests).

@@ -341,6 +341,98 @@ async fn the_ten_thousand_result_cap_is_read_in_time_windows() {
 }
 
 #[tokio::test]
+async fn a_bulk_edited_minute_beyond_the_cap_is_read_by_created_time() {
+    let server = MockServer::start().await;
+    mount_database_with_data_source(&server).await;
+    mount_supplier(&server).await;
+    let minute = "2025-01-01T10:00:00.000Z";
+    let created = |n: u32, created: &str| {
+        let mut page = sale_page(n, minute, Some("StockX"));
+        page["created_time"] = json!(created);
+        page
+    };
+    let capped = |mut list: Value| {
+        list["request_status"] =
+            json!({ "type": "incomplete", "incomplete_reason": "query_result_limit_reached" });
+        list
+    };
+    // Every page was edited in the same minute: the main window cannot move forward.
+    Mock::given(method("POST"))
+        .and(path(DS_QUERY))
+        .and(Unfiltered)
+        .respond_with(ResponseTemplate::new(200).set_body_json(capped(list(
+            vec![
+                created(1, "2024-01-01T00:00:00.000Z"),
+                created(2, "2024-01-02T00:00:00.000Z"),
+            ],
+            None,
+        ))))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let edited_in_minute = json!([
+        { "timestamp": "last_edited_time", "last_edited_time": { "on_or_after": "2025-01-01T10:00:00Z" } },
+        { "timestamp": "last_edited_time", "last_edited_time": { "before": "2025-01-01T10:01:00Z" } }
+    ]);
+    Mock::given(method("POST"))
+        .and(path(DS_QUERY))
+        .and(body_partial_json(json!({
+            "filter": { "and": edited_in_minute },
+            "sorts": [{ "timestamp": "created_time", "direction": "ascending" }]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(capped(list(
+            vec![
+                created(1, "2024-01-01T00:00:00.000Z"),
+                created(2, "2024-01-02T00:00:00.000Z"),
+            ],
+            None,
+        ))))
+        // Partial JSON matching would also take the next, longer condition list.
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut and_created = edited_in_minute.as_array().unwrap().clone();
+    and_created.push(json!({ "timestamp": "created_time", "created_time": { "on_or_after": "2024-01-02T00:00:00Z" } }));
+    Mock::given(method("POST"))
+        .and(path(DS_QUERY))
+        .and(body_partial_json(
+            json!({ "filter": { "and": and_created } }),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list(
+            vec![
+                created(2, "2024-01-02T00:00:00.000Z"),
+                created(3, "2024-01-03T00:00:00.000Z"),
+            ],
+            None,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Then the main read goes on after that minute.
+    Mock::given(method("POST"))
+        .and(path(DS_QUERY))
+        .and(body_partial_json(json!({
+            "filter": { "timestamp": "last_edited_time", "last_edited_time": { "on_or_after": "2025-01-01T10:01:00Z" } },
+            "sorts": [{ "timestamp": "last_edited_time", "direction": "ascending" }]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(list(
+            vec![sale_page(4, "2025-01-01T10:05:00.000Z", Some("StockX"))],
+            None,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let client = client(&server);
+    let (records, stats) = client.query_sales(None).collect_all().await.unwrap();
+    let ids: Vec<String> = records.iter().map(|r| r.page_id.clone()).collect();
+    assert_eq!(ids, (1..=4).map(page_id).collect::<Vec<_>>());
+    assert_eq!(stats.windows, 4);
+    assert_eq!(stats.duplicates_skipped, 3);
+}
+
+#[tokio::test]
 async fn a_cap_that_cannot_move_forward_is_an_error_not_a_loop() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
