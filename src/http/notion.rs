@@ -63,9 +63,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-fn authorize(bridge: &NotionBridge, headers: &HeaderMap) -> Result<(), Response> {
+/// The answer that refuses the request, or None when it may go on.
+fn refuse(bridge: &NotionBridge, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = &bridge.api_token else {
-        return Err(error(
+        return Some(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "STOCKX_SYNC_API_TOKEN is not configured; the POST endpoints are disabled",
         ));
@@ -79,14 +80,12 @@ fn authorize(bridge: &NotionBridge, headers: &HeaderMap) -> Result<(), Response>
         .as_bytes()
         .ct_eq(expected.expose_secret().as_bytes())
         .into();
-    if ok {
-        Ok(())
-    } else {
-        Err(error(
+    (!ok).then(|| {
+        error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Authorization: Bearer STOCKX_SYNC_API_TOKEN)",
-        ))
-    }
+        )
+    })
 }
 
 struct SyncRequest {
@@ -131,7 +130,7 @@ async fn sync_one(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(denied) = authorize(&bridge, &headers) {
+    if let Some(denied) = refuse(&bridge, &headers) {
         return denied;
     }
     let request = match parse_body(&body) {
@@ -210,7 +209,7 @@ async fn batch_sync(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = authorize(&bridge, &headers) {
+    if let Some(denied) = refuse(&bridge, &headers) {
         return denied;
     }
     let hours: i64 = match query.get("hours").map(|h| h.parse::<i64>()) {

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod backfill;
 mod binary;
 mod cli;
 mod embedded;

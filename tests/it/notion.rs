@@ -21,7 +21,7 @@ use time::macros::{date, datetime};
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
-const DB: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+pub const DB: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const DB_DASHED: &str = "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f90";
 const DS: &str = "11111111-2222-3333-4444-555555555555";
 const SUPPLIER_PAGE: &str = "99999999-8888-7777-6666-555555555555";
@@ -30,7 +30,7 @@ fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/notion")
         .join(name)
@@ -56,12 +56,12 @@ fn rich_text(text: &str) -> Value {
              "plain_text": text, "href": null }])
 }
 
-fn page_id(n: u32) -> String {
+pub fn page_id(n: u32) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
 /// A page of the sales data source as the API sends it.
-fn sale_page(n: u32, edited: &str, platform: Option<&str>) -> Value {
+pub fn sale_page(n: u32, edited: &str, platform: Option<&str>) -> Value {
     json!({
         "object": "page", "id": page_id(n), "created_time": edited, "last_edited_time": edited,
         "in_trash": false, "archived": false, "is_locked": false,
@@ -87,12 +87,12 @@ fn sale_page(n: u32, edited: &str, platform: Option<&str>) -> Value {
     })
 }
 
-fn list(results: Vec<Value>, next_cursor: Option<&str>) -> Value {
+pub fn list(results: Vec<Value>, next_cursor: Option<&str>) -> Value {
     json!({ "object": "list", "results": results, "next_cursor": next_cursor, "has_more": next_cursor.is_some(),
             "type": "page_or_data_source", "page_or_data_source": {} })
 }
 
-async fn mount_database_with_data_source(server: &MockServer) {
+pub async fn mount_database_with_data_source(server: &MockServer) {
     Mock::given(method("GET"))
         .and(path(format!("/v1/databases/{DB_DASHED}")))
         .and(header("Notion-Version", "2025-09-03"))
@@ -104,20 +104,24 @@ async fn mount_database_with_data_source(server: &MockServer) {
         .await;
 }
 
-async fn mount_supplier(server: &MockServer) {
-    Mock::given(method("GET"))
+/// `once`: the client must fetch the supplier page once and cache it (one client per test);
+/// otherwise any number of fetches (several clients, e.g. several runs).
+pub async fn mount_supplier(server: &MockServer, once: bool) {
+    let mock = Mock::given(method("GET"))
         .and(path(format!("/v1/pages/{SUPPLIER_PAGE}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "object": "page", "id": SUPPLIER_PAGE, "last_edited_time": "2024-01-01T00:00:00.000Z", "in_trash": false,
             "properties": { "Name": { "id": "title", "type": "title", "title": rich_text("Foot Locker") } }
         })))
-        .expect(1)
-        .named("supplier page, fetched once and cached")
-        .mount(server)
-        .await;
+        .named("supplier page, fetched once and cached");
+    if once {
+        mock.expect(1).mount(server).await;
+    } else {
+        mock.mount(server).await;
+    }
 }
 
-const DS_QUERY: &str = "/v1/data_sources/11111111-2222-3333-4444-555555555555/query";
+pub const DS_QUERY: &str = "/v1/data_sources/11111111-2222-3333-4444-555555555555/query";
 
 /// A query body without `start_cursor` (the first page of a query).
 struct FirstPage;
@@ -147,7 +151,7 @@ fn sale(record: &NotionRecord) -> &SaleRecord {
 async fn reads_every_page_over_three_requests_from_the_data_source() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     let edited = |n: u32| format!("2025-03-01T10:{:02}:00.000Z", n % 60);
     let pages = |range: std::ops::Range<u32>| {
         range
@@ -224,7 +228,7 @@ async fn reads_every_page_over_three_requests_from_the_data_source() {
 async fn the_since_timestamp_is_sent_as_a_last_edited_time_filter() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     Mock::given(method("POST"))
         .and(path(DS_QUERY))
         .and(body_partial_json(json!({
@@ -248,7 +252,7 @@ async fn the_since_timestamp_is_sent_as_a_last_edited_time_filter() {
 async fn pages_in_the_trash_and_other_platforms_are_not_sales() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     let mut trashed = sale_page(2, "2025-03-01T10:02:00.000Z", Some("StockX"));
     trashed["in_trash"] = json!(true);
     let mut archived_old_style = sale_page(3, "2025-03-01T10:03:00.000Z", Some("StockX"));
@@ -288,7 +292,7 @@ async fn pages_in_the_trash_and_other_platforms_are_not_sales() {
 async fn the_ten_thousand_result_cap_is_read_in_time_windows() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     let capped = |mut list: Value| {
         list["request_status"] =
             json!({ "type": "incomplete", "incomplete_reason": "query_result_limit_reached" });
@@ -344,7 +348,7 @@ async fn the_ten_thousand_result_cap_is_read_in_time_windows() {
 async fn a_bulk_edited_minute_beyond_the_cap_is_read_by_created_time() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     let minute = "2025-01-01T10:00:00.000Z";
     let created = |n: u32, created: &str| {
         let mut page = sale_page(n, minute, Some("StockX"));
@@ -436,7 +440,7 @@ async fn a_bulk_edited_minute_beyond_the_cap_is_read_by_created_time() {
 async fn a_cap_that_cannot_move_forward_is_an_error_not_a_loop() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     let mut body = list(
         vec![sale_page(1, "2025-01-01T10:00:00.000Z", Some("StockX"))],
         None,
@@ -456,7 +460,7 @@ async fn a_cap_that_cannot_move_forward_is_an_error_not_a_loop() {
 #[tokio::test]
 async fn a_data_source_id_is_accepted_in_place_of_the_database_id() {
     let server = MockServer::start().await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     Mock::given(method("GET"))
         .and(path(format!("/v1/databases/{DB_DASHED}")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({
@@ -496,7 +500,7 @@ async fn a_data_source_id_is_accepted_in_place_of_the_database_id() {
 #[tokio::test]
 async fn a_database_without_data_sources_is_queried_through_the_legacy_endpoint() {
     let server = MockServer::start().await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     Mock::given(method("GET"))
         .and(path(format!("/v1/databases/{DB_DASHED}")))
         .respond_with(
@@ -582,7 +586,7 @@ async fn several_data_sources_need_a_name() {
 async fn a_server_error_is_retried() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     Mock::given(method("POST"))
         .and(path(DS_QUERY))
         .respond_with(ResponseTemplate::new(500).set_body_json(json!({
@@ -691,7 +695,7 @@ async fn an_unshared_database_names_notion_database_id() {
 async fn a_page_is_found_by_its_order_number() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     Mock::given(method("POST"))
         .and(path(DS_QUERY))
         .and(body_partial_json(json!({ "filter": { "property": "Sale ID", "title": { "equals": "75000007-76000007" } } })))
@@ -711,7 +715,7 @@ async fn a_page_is_found_by_its_order_number() {
 #[tokio::test]
 async fn a_page_is_retrieved_by_id_or_url() {
     let server = MockServer::start().await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     Mock::given(method("GET"))
         .and(path(format!("/v1/pages/{}", page_id(8))))
         .and(header("Notion-Version", "2025-09-03"))
@@ -735,7 +739,7 @@ async fn a_page_is_retrieved_by_id_or_url() {
 async fn mapping_errors_name_the_page_and_column() {
     let server = MockServer::start().await;
     mount_database_with_data_source(&server).await;
-    mount_supplier(&server).await;
+    mount_supplier(&server, true).await;
     let mut page = sale_page(1, "2025-01-01T10:00:00.000Z", Some("StockX"));
     page["properties"]["Net Sale"]["number"] = Value::Null;
     Mock::given(method("POST"))
@@ -775,7 +779,7 @@ fn a_429_waits_for_retry_after_and_is_counted() {
     let ((records, waited), rendered) = with_metrics(async {
         let server = MockServer::start().await;
         mount_database_with_data_source(&server).await;
-        mount_supplier(&server).await;
+        mount_supplier(&server, true).await;
         Mock::given(method("POST"))
             .and(path(DS_QUERY))
             .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1").set_body_json(json!({
