@@ -8,5 +8,6 @@ mod cli;
 mod embedded;
 mod enrich;
 mod notion;
+mod reporting;
 mod schema;
 mod worker;
