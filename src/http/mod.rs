@@ -44,9 +44,30 @@ pub fn metrics_handle() -> PrometheusHandle {
             // which is harmless.
             let _ = metrics::set_global_recorder(recorder);
             describe_metrics();
+            register_counters_at_zero();
             handle
         })
         .clone()
+}
+
+/// Counters with a known label set start at 0, so that a rate over them is 0 rather than
+/// missing, and dashboards and alerts see the series before the first event.
+fn register_counters_at_zero() {
+    for kind in ["order", "inventory"] {
+        for outcome in ["enriched", "not_found", "validated", "retried", "failed"] {
+            metrics::counter!(m::JOBS_TOTAL, "kind" => kind, "outcome" => outcome).increment(0);
+        }
+    }
+    for api in ["stockx", "notion"] {
+        metrics::counter!(m::API_THROTTLED_TOTAL, "api" => api).increment(0);
+    }
+    for rule in crate::validate::ALL_RULES {
+        metrics::counter!(m::VALIDATION_WARNINGS_TOTAL, "rule" => rule.code()).increment(0);
+    }
+    for outcome in ["created", "updated", "skipped", "failed"] {
+        metrics::counter!(m::BACKFILL_ROWS_TOTAL, "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(m::LISTENER_RECONNECTS_TOTAL).increment(0);
 }
 
 fn describe_metrics() {

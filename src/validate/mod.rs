@@ -41,6 +41,18 @@ impl Rule {
     }
 }
 
+/// Every rule.
+pub const ALL_RULES: [Rule; 8] = [
+    Rule::ProfitMismatch,
+    Rule::RoiMismatch,
+    Rule::SaleBeforePurchase,
+    Rule::DeliveryBeforePurchase,
+    Rule::PayoutMismatch,
+    Rule::StockxProductNotFound,
+    Rule::StockxVariantNotFound,
+    Rule::NonPositivePrice,
+];
+
 /// The rules [`check_sale`] decides; each run confirms or resolves every one of them.
 pub const SALE_RULES: [Rule; 5] = [
     Rule::ProfitMismatch,

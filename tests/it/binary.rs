@@ -93,6 +93,23 @@ async fn the_worker_process_enriches_exports_metrics_and_stops_on_sigterm() {
         );
     }
     assert!(!metrics.contains("323314425"), "no IDs as label values");
+    // Every metric the dashboard and the alert rules query is in a real scrape.
+    let scraped: std::collections::BTreeSet<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .map(|n| {
+            n.trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count")
+        })
+        .collect();
+    for name in crate::deploy::queried_metric_names() {
+        assert!(
+            name == "up" || scraped.contains(name.as_str()),
+            "{name} is queried but not in the scrape"
+        );
+    }
     assert_eq!(
         get(&format!("http://127.0.0.1:{port}/healthz"))
             .await

@@ -5,6 +5,7 @@ mod helpers;
 mod backfill;
 mod binary;
 mod cli;
+mod deploy;
 mod embedded;
 mod enrich;
 mod notion;
