@@ -202,3 +202,86 @@ async fn sync_order_enriches_one_order_in_the_foreground() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no such order"));
 }
+
+/// A real Prometheus (Debian's `prometheus` package) scraping a real worker on loopback ports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_worker_and_sees_the_jobs() {
+    let Some(prometheus) = crate::deploy::which("prometheus") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must install Debian's prometheus package"
+        );
+        eprintln!("SKIPPED: the prometheus binary is not installed (apt-get install prometheus)");
+        return;
+    };
+    let db = TestDb::new().await;
+    let sandbox = sandbox::spawn("127.0.0.1:0".parse().unwrap(), SandboxOptions::default())
+        .await
+        .unwrap();
+    let worker_port = free_port();
+    let mut cmd = command();
+    cmd.arg("worker")
+        .env("DATABASE_URL", db.url())
+        .env("STOCKX_SYNC_HTTP_ADDR", format!("127.0.0.1:{worker_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    with_sandbox(&mut cmd, &sandbox);
+    let _worker = Killer(cmd.spawn().unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: stockx-sync\n    static_configs:\n      - targets: ['127.0.0.1:{worker_port}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_port = free_port();
+    let _prometheus = Killer(
+        std::process::Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let mut sale = Sale::new("323314425-323214184");
+    sale.net_proceeds = "119.60";
+    sale.insert(&db.pool).await.unwrap();
+
+    let query = format!(
+        "http://127.0.0.1:{prom_port}/api/v1/query?query=sum(stockx_sync_jobs_total%7Boutcome%3D%22enriched%22%7D)"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some((200, body)) = get(&query).await {
+            let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let value = parsed["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok());
+            if value == Some(2.0) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw the two enriched jobs"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let up =
+        format!("http://127.0.0.1:{prom_port}/api/v1/query?query=up%7Bjob%3D%22stockx-sync%22%7D");
+    let (_, body) = get(&up).await.unwrap();
+    assert!(
+        body.contains(r#""value":["#) && body.contains(r#""1"]"#),
+        "{body}"
+    );
+}
