@@ -45,7 +45,7 @@ impl Database {
         let pool_options = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10));
-        match &settings.database_url {
+        let (options, embedded, location) = match &settings.database_url {
             Some(url) => {
                 let url = url.expose_secret();
                 let location = redact_url(url);
@@ -55,19 +55,7 @@ impl Database {
                         source,
                     })?
                     .application_name("stockx-sync");
-                let pool = pool_options
-                    .connect_with(options.clone())
-                    .await
-                    .map_err(|source| DbError::Connect {
-                        url: location.clone(),
-                        source,
-                    })?;
-                Ok(Database {
-                    pool,
-                    embedded: None,
-                    location,
-                    connect_options: options,
-                })
+                (options, None, location)
             }
             None => {
                 let cluster =
@@ -77,22 +65,26 @@ impl Database {
                     cluster.data_dir().display(),
                     embedded::DATABASE
                 );
-                let options = cluster.connect_options(embedded::DATABASE);
-                let pool = pool_options
-                    .connect_with(options.clone())
-                    .await
-                    .map_err(|source| DbError::Connect {
-                        url: location.clone(),
-                        source,
-                    })?;
-                Ok(Database {
-                    pool,
-                    embedded: Some(cluster),
+                (
+                    cluster.connect_options(embedded::DATABASE),
+                    Some(cluster),
                     location,
-                    connect_options: options,
-                })
+                )
             }
-        }
+        };
+        let pool = pool_options
+            .connect_with(options.clone())
+            .await
+            .map_err(|source| DbError::Connect {
+                url: location.clone(),
+                source,
+            })?;
+        Ok(Database {
+            pool,
+            embedded,
+            location,
+            connect_options: options,
+        })
     }
 
     /// Closes the pool and stops the embedded cluster when no other client uses it.

@@ -412,3 +412,40 @@ async fn the_n8n_endpoints_require_the_token_validate_the_body_and_sync_one_sale
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn update_writes_only_what_changed() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(fixture("sales_bom.csv")).unwrap();
+    let file = dir.path().join("sales.csv");
+    std::fs::write(&file, &original).unwrap();
+    let (code, _, _) = backfill(&db, &["--csv", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    // The first sale's Net Sale changes in Notion.
+    std::fs::write(
+        &file,
+        original.replacen("\"€1,500.00\"", "\"€1,510.00\"", 1),
+    )
+    .unwrap();
+    let (_, stdout, _) = backfill(&db, &["--csv", file.to_str().unwrap(), "--json"]);
+    let without: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(without["updated"], 0, "without --update nothing is touched");
+    let (_, stdout, _) = backfill(
+        &db,
+        &["--csv", file.to_str().unwrap(), "--update", "--json"],
+    );
+    let with: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(with["updated"], 1, "{with}");
+    assert_eq!(
+        with["skipped"].as_u64(),
+        Some(without["skipped"].as_u64().unwrap() - 1)
+    );
+    let net: rust_decimal::Decimal = sqlx::query_scalar(
+        "SELECT net_proceeds FROM platforms.stockx_orders WHERE stockx_order_number = '75123456-75123457'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(net.to_string(), "1510.00");
+}

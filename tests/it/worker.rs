@@ -471,3 +471,51 @@ async fn a_killed_worker_process_job_is_finished_by_another() {
             .unwrap();
     assert_eq!(attempts, vec![2, 2], "the crashed attempt counts");
 }
+
+#[tokio::test]
+async fn finished_jobs_are_pruned_after_the_retention_and_failed_ones_can_be_retried() {
+    let db = TestDb::new().await;
+    sqlx::query(
+        "INSERT INTO integration.enrichment_jobs (kind, entity_id, state, attempt, finished_at, last_error)
+         VALUES ('order', gen_random_uuid(), 'completed', 1, now() - interval '8 days', NULL),
+                ('order', gen_random_uuid(), 'completed', 1, now() - interval '1 day', NULL),
+                ('order', gen_random_uuid(), 'failed', 3, now() - interval '1 hour', 'StockX answered 503'),
+                ('inventory', gen_random_uuid(), 'failed', 3, now() - interval '9 days', 'old')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let pruned = stockx_sync::queue::prune_finished_jobs(&db.pool, Duration::from_secs(7 * 86_400))
+        .await
+        .unwrap();
+    assert_eq!(
+        pruned, 2,
+        "the 8-day-old completed and the 9-day-old failed job"
+    );
+    assert_eq!(db.count("integration.enrichment_jobs").await, 2);
+
+    let out = crate::helpers::command()
+        .args(["retry", "--all-failed"])
+        .env("DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("1 failed job(s) back in the queue"),
+        "{stdout}"
+    );
+    let (state, attempt, error): (String, i16, Option<String>) = sqlx::query_as(
+        "SELECT state, attempt, last_error FROM integration.enrichment_jobs WHERE kind = 'order'
+         AND state <> 'completed'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), attempt), ("available", 0));
+    assert_eq!(
+        error.as_deref(),
+        Some("StockX answered 503"),
+        "the last error is kept for reference"
+    );
+}
