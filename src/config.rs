@@ -1,9 +1,9 @@
 //! Settings: one typed tree, read once at start.
 //!
 //! Layers, later wins: built-in defaults → `stockx-sync.toml` (or `--config FILE`) → the
-//! environment, with the exact variable names of the contract (§2). A value that cannot be used
-//! stops the program before it does anything, with a message naming the setting, the
-//! environment variable and the source the bad value came from (exit code 2).
+//! environment, with fixed variable names that deployments rely on (the README's table). A value
+//! that cannot be used stops the program before it does anything, with a message naming the
+//! setting, the environment variable and the source the bad value came from (exit code 2).
 //!
 //! Secrets (`STOCKX_CLIENT_SECRET`, tokens, the password in `DATABASE_URL`) are `SecretString`s:
 //! their `Debug` prints `[REDACTED]`, so a settings dump in a log never shows them.
@@ -124,7 +124,7 @@ pub struct WorkerSettings {
     pub lease_secs: u64,
     /// Safety-net poll when no NOTIFY arrives (jittered by up to 10 %).
     pub poll_interval_ms: u64,
-    /// Attempts before a job is dead-lettered (the design document's policy: 3).
+    /// Attempts before a job is dead-lettered (default 3).
     pub max_attempts: i16,
     /// Finished jobs are deleted after this many days.
     pub retention_days: u32,
@@ -300,7 +300,7 @@ impl Settings {
     }
 }
 
-/// The contract's fixed variable names, mapped onto the settings tree.
+/// The fixed environment variable names (README, "Configuration"), mapped onto the settings tree.
 fn environment() -> Env {
     let names: Vec<&'static str> = ENV_VARS.iter().map(|(env, _)| *env).collect();
     Env::raw().only(&names).map(|env| {

@@ -1,4 +1,4 @@
-//! Metric names: the contract's table (§5) in one place, so the code that records a metric,
+//! Metric names: the README's metrics table in one place, so the code that records a metric,
 //! the dashboards and the alert rules cannot drift apart.
 //!
 //! Prefix `stockx_sync_`, base units, counters end in `_total`. Labels are listed beside each
@@ -25,7 +25,7 @@ pub const BACKFILL_ROWS_TOTAL: &str = "stockx_sync_backfill_rows_total";
 /// counter; reconnects of the LISTEN connection
 pub const LISTENER_RECONNECTS_TOTAL: &str = "stockx_sync_listener_reconnects_total";
 
-// Beyond the contract's table: what the alert rules need to see a stuck queue.
+// What the alert rules need to see a stuck queue.
 /// gauge; age in seconds of the oldest job waiting to run (0 when none waits)
 pub const QUEUE_OLDEST_AVAILABLE_AGE_SECONDS: &str =
     "stockx_sync_queue_oldest_available_age_seconds";

@@ -1,4 +1,4 @@
-//! The design document's n8n bridge for the Notion period, on the worker's listener:
+//! The n8n bridge for the Notion period, on the worker's listener:
 //!
 //! - `POST /api/v1/integration/notion-sale/sync` `{"stockx_order_number", "notion_page_id"?,
 //!   "trigger"?}`: reads that sale from Notion (by page ID, else by its title), imports it like

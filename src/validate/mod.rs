@@ -1,6 +1,6 @@
 //! The validation rules: pure functions from a sale's facts to findings.
 //!
-//! The design document's checks (profit = net proceeds − purchase price within 0.01, ROI =
+//! The business's checks (profit = net proceeds − purchase price within 0.01, ROI =
 //! profit / purchase price within 0.001, bought before sold) plus delivery after purchase,
 //! positive prices and StockX's payout against the recorded net proceeds. A finding is a
 //! warning, never a rejection: the sale is stored as entered and the finding is recorded beside
@@ -13,7 +13,8 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use time::Date;
 
-/// Rule codes (contract §3); the CHECK constraint on the table lists the same.
+/// Rule codes as stored in `integration.validation_warnings.rule` (users and reports filter on
+/// them); the CHECK constraint on the table lists the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
     ProfitMismatch,
@@ -83,14 +84,14 @@ pub struct SaleFacts {
     pub delivered_at: Option<Date>,
 }
 
-/// Profit tolerance (the design document's).
+/// Profit tolerance: one cent, so rounding to cents never warns. `verify` uses the same value.
 pub const PROFIT_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
-/// ROI tolerance (the design document's).
+/// ROI tolerance: 0.1 percentage point. `verify` uses the same value.
 pub const ROI_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
 /// Payout tolerance: one cent.
 pub const PAYOUT_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 
-/// The design document's rules, plus delivery and positive prices.
+/// Profit, ROI and sale-after-purchase, plus delivery after purchase and positive prices.
 pub fn check_sale(sale: &SaleFacts) -> Vec<Finding> {
     let mut findings = Vec::new();
     let expected_profit = sale.net_proceeds - sale.purchase_price;
