@@ -604,3 +604,62 @@ async fn blocks_in_a_row_back_off_longer_and_stockx_answering_ends_the_block() {
         other => panic!("expected a block, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_blocked_worker_retries_its_jobs_instead_of_holding_them_for_credentials() {
+    let db = TestDb::new().await;
+    let server = stockx().await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v2/"))
+        .respond_with(cloudflare_403())
+        .mount(&server)
+        .await;
+    sale(&db, "323314425-323214184", "DD1503-101", "6.5W", None).await;
+    let app = App::build(&settings_for(&server), db.pool.clone())
+        .await
+        .unwrap();
+    let addr = app.http_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let jobs = loop {
+        let jobs: Vec<(String, i16, Option<String>)> = sqlx::query_as(
+            "SELECT state, attempt, last_error FROM integration.enrichment_jobs ORDER BY kind",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        if jobs.len() == 2 && jobs.iter().all(|(state, _, _)| state == "retryable") {
+            break jobs;
+        }
+        assert!(Instant::now() < deadline, "jobs never retried: {jobs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for (_, attempt, last_error) in &jobs {
+        assert_eq!(*attempt, 1);
+        let last_error = last_error.as_deref().unwrap_or_default();
+        assert!(
+            last_error.contains("StockX's bot protection blocked the request (403, Cloudflare)"),
+            "{last_error}"
+        );
+    }
+    let readyz: Value = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !readyz.to_string().contains("refused the credentials"),
+        "{readyz}"
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT enrichment_status FROM platforms.stockx_orders")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "pending", "a block does not fail the order");
+}
