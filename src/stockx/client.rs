@@ -7,6 +7,12 @@
 //! Auth: each request carries `x-api-key` and a bearer token from the OAuth refresh-token grant.
 //! The token is cached until a minute before it expires; concurrent callers wait for one
 //! refresh. A 401 from the API refreshes once and retries once.
+//!
+//! Refusals: a 401/403 with StockX's JSON error is a credentials refusal (ours to fix). A
+//! 403 with an HTML page (Cloudflare or PerimeterX in front of StockX) is a bot-protection
+//! block: nothing is wrong with the credentials, so it is transient, and the whole client
+//! stops sending for a growing cool-down (30 s, 60 s, ... up to 30 min) instead of having
+//! every task hit the block again.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -21,7 +27,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::types::{DetailedOrder, MarketData, Product, SearchResults, TokenResponse, Variant};
-use super::variants::normalize_style_id;
+use super::variants::pick_product_by_style_id;
 use crate::metrics as m;
 
 /// How to reach StockX.
@@ -45,6 +51,15 @@ pub struct ClientConfig {
 pub enum StockxError {
     #[error("StockX refused the credentials ({0}): check STOCKX_API_KEY, STOCKX_CLIENT_ID, STOCKX_CLIENT_SECRET and STOCKX_REFRESH_TOKEN")]
     CredentialsRefused(String),
+    /// An HTML block page from the bot protection in front of StockX, not StockX's own answer.
+    #[error("StockX's bot protection blocked the request ({status}, {vendor}) on {endpoint}; backing off, next try in {} s", .retry_after.as_secs())]
+    Blocked {
+        status: u16,
+        /// "Cloudflare", "PerimeterX", or "HTML page" when the page names neither.
+        vendor: &'static str,
+        endpoint: &'static str,
+        retry_after: Duration,
+    },
     #[error("StockX rate limit: still answering 429 after retries; next try in {} s", .retry_after.as_secs())]
     RateLimited { retry_after: Duration },
     #[error("StockX daily request budget used up; next request possible in {} s", .retry_after.as_secs())]
@@ -87,6 +102,7 @@ impl StockxError {
             self,
             StockxError::RateLimited { .. }
                 | StockxError::BudgetExhausted { .. }
+                | StockxError::Blocked { .. }
                 | StockxError::Server { .. }
                 | StockxError::Transport { .. }
                 | StockxError::Internal(_)
@@ -97,7 +113,8 @@ impl StockxError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             StockxError::RateLimited { retry_after }
-            | StockxError::BudgetExhausted { retry_after } => Some(*retry_after),
+            | StockxError::BudgetExhausted { retry_after }
+            | StockxError::Blocked { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -105,11 +122,25 @@ impl StockxError {
     pub fn is_credentials_refused(&self) -> bool {
         matches!(self, StockxError::CredentialsRefused(_))
     }
+
+    /// StockX's bot protection answered instead of StockX (transient; see `retry_after`).
+    pub fn is_blocked(&self) -> bool {
+        matches!(self, StockxError::Blocked { .. })
+    }
+
+    /// Not the job's fault: every call fails the same way until it clears (credentials
+    /// refused, or a bot-protection block). Its text is the reason to show in `/readyz`.
+    pub fn is_account_wide(&self) -> bool {
+        self.is_credentials_refused() || self.is_blocked()
+    }
 }
 
 /// Retries of one request after a 429, inside the client.
 const MAX_THROTTLE_RETRIES: u32 = 3;
 const DAY: Duration = Duration::from_secs(86_400);
+/// The first cool-down after a bot-protection block; each further block in a row doubles it.
+const BLOCK_BACKOFF_FIRST: Duration = Duration::from_secs(30);
+const BLOCK_BACKOFF_MAX: Duration = Duration::from_secs(1800);
 
 #[derive(Clone)]
 pub struct StockxClient {
@@ -123,6 +154,19 @@ struct Inner {
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
     not_before: Mutex<Option<Instant>>,
     sent_today: Mutex<VecDeque<Instant>>,
+    block: Mutex<BlockState>,
+}
+
+/// The bot-protection cool-down shared by every task.
+#[derive(Debug)]
+struct BlockState {
+    first_backoff: Duration,
+    /// Blocks in a row, reset by any answer from StockX itself.
+    in_a_row: u32,
+    until: Option<Instant>,
+    status: u16,
+    vendor: &'static str,
+    endpoint: &'static str,
 }
 
 impl std::fmt::Debug for StockxClient {
@@ -152,11 +196,26 @@ impl StockxClient {
                 token: tokio::sync::Mutex::new(None),
                 not_before: Mutex::new(None),
                 sent_today: Mutex::new(VecDeque::new()),
+                block: Mutex::new(BlockState {
+                    first_backoff: BLOCK_BACKOFF_FIRST,
+                    in_a_row: 0,
+                    until: None,
+                    status: 0,
+                    vendor: "",
+                    endpoint: "",
+                }),
             }),
         })
     }
 
-    /// The product whose style ID is `sku` (case, spaces and dashes ignored), or None.
+    /// Sets the first cool-down after a bot-protection block (30 s unless set; each further
+    /// block in a row doubles it, up to 30 min).
+    pub fn set_block_backoff(&self, first: Duration) {
+        self.inner.block.lock().expect("lock").first_backoff = first;
+    }
+
+    /// The product whose style ID is `sku` (case, spaces and dashes ignored; any one of a
+    /// product's several style IDs counts), or None.
     pub async fn search_product_by_sku(&self, sku: &str) -> Result<Option<Product>, StockxError> {
         let results: Option<SearchResults> = self
             .get(
@@ -165,14 +224,7 @@ impl StockxClient {
                 &[("query", sku), ("pageNumber", "1"), ("pageSize", "20")],
             )
             .await?;
-        let wanted = normalize_style_id(sku);
-        Ok(results.and_then(|r| {
-            r.products.into_iter().find(|p| {
-                p.style_id
-                    .as_deref()
-                    .is_some_and(|s| normalize_style_id(s) == wanted)
-            })
-        }))
+        Ok(results.and_then(|r| pick_product_by_style_id(r.products, sku)))
     }
 
     pub async fn product_variants(&self, product_id: &str) -> Result<Vec<Variant>, StockxError> {
@@ -226,6 +278,7 @@ impl StockxClient {
         let mut refreshed = false;
         let mut throttled = 0u32;
         loop {
+            self.check_block()?;
             self.wait_turn().await?;
             let token = self.access_token(false).await?;
             let started = Instant::now();
@@ -252,6 +305,7 @@ impl StockxClient {
             tracing::debug!(endpoint = route, status = status.as_u16(), "StockX request");
             match status {
                 s if s.is_success() => {
+                    self.clear_block();
                     let body = response.bytes().await.map_err(|e| StockxError::Transport {
                         endpoint: route,
                         message: describe_reqwest(&e),
@@ -263,16 +317,24 @@ impl StockxClient {
                         }
                     });
                 }
-                StatusCode::NOT_FOUND => return Ok(None),
-                StatusCode::UNAUTHORIZED if !refreshed => {
-                    refreshed = true;
-                    self.access_token(true).await?;
+                StatusCode::NOT_FOUND => {
+                    self.clear_block();
+                    return Ok(None);
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    let (headers, body) = read_body(response).await;
+                    if let Some(vendor) = block_page(&headers, &body) {
+                        return Err(self.blocked(route, status, vendor, &headers));
+                    }
+                    if status == StatusCode::UNAUTHORIZED && !refreshed {
+                        refreshed = true;
+                        self.access_token(true).await?;
+                        continue;
+                    }
                     return Err(StockxError::CredentialsRefused(format!(
                         "{} on {route}: {}",
                         status.as_u16(),
-                        error_message(response).await
+                        body_message(&body)
                     )));
                 }
                 StatusCode::TOO_MANY_REQUESTS => {
@@ -296,11 +358,15 @@ impl StockxClient {
                     })
                 }
                 s if s.is_server_error() => {
+                    let (headers, body) = read_body(response).await;
+                    if let Some(vendor) = challenge_page(&headers, &body) {
+                        return Err(self.blocked(route, status, vendor, &headers));
+                    }
                     return Err(StockxError::Server {
                         status: s.as_u16(),
                         endpoint: route,
-                        message: error_message(response).await,
-                    })
+                        message: body_message(&body),
+                    });
                 }
                 s => {
                     return Err(StockxError::Unexpected {
@@ -341,6 +407,70 @@ impl StockxClient {
         }
         sent.push_back(now);
         Ok(())
+    }
+
+    /// Refuses to send while a bot-protection cool-down lasts.
+    fn check_block(&self) -> Result<(), StockxError> {
+        let block = self.inner.block.lock().expect("lock");
+        match block
+            .until
+            .and_then(|t| t.checked_duration_since(Instant::now()))
+        {
+            Some(left) if !left.is_zero() => Err(StockxError::Blocked {
+                status: block.status,
+                vendor: block.vendor,
+                endpoint: block.endpoint,
+                retry_after: left,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts (or lengthens) the cool-down after a block page; the error to return.
+    fn blocked(
+        &self,
+        endpoint: &'static str,
+        status: StatusCode,
+        vendor: &'static str,
+        headers: &reqwest::header::HeaderMap,
+    ) -> StockxError {
+        let mut block = self.inner.block.lock().expect("lock");
+        block.in_a_row = block.in_a_row.saturating_add(1);
+        let wait = block_backoff(block.first_backoff, block.in_a_row);
+        block.until = Some(Instant::now() + wait);
+        block.status = status.as_u16();
+        block.vendor = vendor;
+        block.endpoint = endpoint;
+        metrics::counter!(m::API_THROTTLED_TOTAL, "api" => "stockx").increment(1);
+        let ray = headers
+            .get("cf-ray")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::warn!(
+            endpoint,
+            status = status.as_u16(),
+            vendor,
+            cf_ray = ray,
+            blocks_in_a_row = block.in_a_row,
+            wait_s = wait.as_secs_f64(),
+            "StockX's bot protection blocked the request; backing off"
+        );
+        StockxError::Blocked {
+            status: status.as_u16(),
+            vendor,
+            endpoint,
+            retry_after: wait,
+        }
+    }
+
+    /// StockX itself answered: the block, if any, is over.
+    fn clear_block(&self) {
+        let mut block = self.inner.block.lock().expect("lock");
+        if block.in_a_row > 0 {
+            tracing::info!("StockX answers again after a bot-protection block");
+            block.in_a_row = 0;
+            block.until = None;
+        }
     }
 
     fn pause_until(&self, until: Instant) {
@@ -391,10 +521,14 @@ impl StockxClient {
             || status == StatusCode::FORBIDDEN
             || status == StatusCode::BAD_REQUEST
         {
+            let (headers, body) = read_body(response).await;
+            if let Some(vendor) = block_page(&headers, &body) {
+                return Err(self.blocked("/oauth/token", status, vendor, &headers));
+            }
             return Err(StockxError::CredentialsRefused(format!(
                 "token endpoint answered {}: {}",
                 status.as_u16(),
-                error_message(response).await
+                body_message(&body)
             )));
         }
         if !status.is_success() {
@@ -450,10 +584,101 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_secs_f64(base * rand::rng().random_range(0.8..1.2))
 }
 
+/// The cool-down after `in_a_row` blocks in a row: `first`, doubled each time, at most 30 min.
+fn block_backoff(first: Duration, in_a_row: u32) -> Duration {
+    let factor = 2u32.saturating_pow(in_a_row.saturating_sub(1).min(16));
+    first
+        .saturating_mul(factor)
+        .min(BLOCK_BACKOFF_MAX.max(first))
+}
+
+/// Marks in a page that only bot protection serves: the vendor it names.
+fn vendor_markers(headers: &reqwest::header::HeaderMap, body: &str) -> Option<&'static str> {
+    let body = body.to_ascii_lowercase();
+    let perimeterx = [
+        "_pxcaptcha",
+        "px-captcha",
+        "perimeterx",
+        "_pxappid",
+        "px-cdn.net",
+    ];
+    let cloudflare_body = [
+        "cloudflare",
+        "cf-ray",
+        "cf-chl",
+        "cf_chl",
+        "challenge-platform",
+        "cf-error-details",
+    ];
+    if perimeterx.iter().any(|m| body.contains(m))
+        || headers.keys().any(|k| k.as_str().starts_with("x-px"))
+    {
+        return Some("PerimeterX");
+    }
+    let cloudflare_header = headers.contains_key("cf-ray")
+        || headers.contains_key("cf-mitigated")
+        || headers
+            .get(reqwest::header::SERVER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("cloudflare"));
+    if cloudflare_header || cloudflare_body.iter().any(|m| body.contains(m)) {
+        return Some("Cloudflare");
+    }
+    None
+}
+
+/// A 401/403 that the bot protection sent, not StockX: an HTML page or a page with a
+/// vendor's marks. StockX's own refusals are JSON; Cloudflare's headers come on every answer,
+/// so a header alone never makes a JSON refusal a block.
+fn block_page(headers: &reqwest::header::HeaderMap, body: &str) -> Option<&'static str> {
+    let trimmed = body.trim_start();
+    if trimmed.starts_with('{') && serde_json::from_str::<serde_json::Value>(trimmed).is_ok() {
+        return None;
+    }
+    let html = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("html"))
+        || trimmed.starts_with('<');
+    match vendor_markers(headers, body) {
+        Some(vendor) if html || !trimmed.is_empty() => Some(vendor),
+        None if html => Some("HTML page"),
+        _ => None,
+    }
+}
+
+/// A 5xx that is a bot-protection challenge ("Just a moment...", a captcha), not an outage:
+/// only the challenge's own marks count, since Cloudflare also serves its 502/504 pages.
+fn challenge_page(headers: &reqwest::header::HeaderMap, body: &str) -> Option<&'static str> {
+    let lower = body.to_ascii_lowercase();
+    let challenge = [
+        "cf-chl",
+        "cf_chl",
+        "challenge-platform",
+        "just a moment...",
+        "_pxcaptcha",
+        "px-captcha",
+    ];
+    if headers.contains_key("cf-mitigated") || challenge.iter().any(|m| lower.contains(m)) {
+        return vendor_markers(headers, body).or(Some("HTML page"));
+    }
+    None
+}
+
+/// The headers and body text of an error answer.
+async fn read_body(response: reqwest::Response) -> (reqwest::header::HeaderMap, String) {
+    let headers = response.headers().clone();
+    (headers, response.text().await.unwrap_or_default())
+}
+
 /// StockX's `{"statusCode", "message"}` (or OAuth's `error_description`), else the raw body.
 async fn error_message(response: reqwest::Response) -> String {
-    let body = response.text().await.unwrap_or_default();
-    let parsed: Option<serde_json::Value> = serde_json::from_str(&body).ok();
+    body_message(&response.text().await.unwrap_or_default())
+}
+
+/// The message of an error body: the JSON message, an HTML page's title, else its start.
+fn body_message(body: &str) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let from_json = parsed.as_ref().and_then(|v| {
         v.get("message")
             .or_else(|| v.get("error_description"))
@@ -461,7 +686,7 @@ async fn error_message(response: reqwest::Response) -> String {
             .and_then(|m| m.as_str())
             .map(str::to_string)
     });
-    from_json.unwrap_or_else(|| {
+    from_json.or_else(|| html_title(body)).unwrap_or_else(|| {
         let text: String = body.chars().take(200).collect();
         if text.trim().is_empty() {
             "(empty body)".into()
@@ -471,6 +696,22 @@ async fn error_message(response: reqwest::Response) -> String {
     })
 }
 
+/// `HTML page "Access denied"` for an HTML body with a title.
+fn html_title(body: &str) -> Option<String> {
+    let lower = body.to_ascii_lowercase();
+    let start = lower.find("<title")?;
+    let open_end = start + lower[start..].find('>')? + 1;
+    let close = open_end + lower[open_end..].find("</title")?;
+    let title: String = body[open_end..close]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(120)
+        .collect();
+    Some(format!("HTML page {title:?}"))
+}
+
 fn describe_reqwest(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
@@ -478,5 +719,123 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
         format!("connection failed: {e}")
     } else {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, SERVER};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    const CLOUDFLARE_PAGE: &str = "<!DOCTYPE html>\n<!--[if lt IE 7]> <html class=\"no-js ie6 oldie\" lang=\"en-US\"> <![endif]-->\n<head>\n<title>Attention Required! | Cloudflare</title>\n</head><body><div id=\"cf-wrapper\"><div id=\"cf-error-details\" class=\"cf-error-details-wrapper\"><h1>Sorry, you have been blocked</h1><span>Cloudflare Ray ID: <strong>8a1b2c3d4e5f6789</strong></span></div></div></body></html>";
+    const PERIMETERX_PAGE: &str = "<html lang=\"en\"><head><title>Access to this page has been denied.</title></head><body><div id=\"px-captcha\"></div><script>window._pxAppId = 'PX1A2B3C4D';</script><script src=\"https://captcha.px-cdn.net/PX1A2B3C4D/captcha.js\"></script></body></html>";
+
+    #[test]
+    fn html_block_pages_are_blocks_and_json_refusals_are_not() {
+        let cf = headers(&[
+            ("cf-ray", "8a1b2c3d4e5f6789-FRA"),
+            ("server", "cloudflare"),
+            ("content-type", "text/html; charset=UTF-8"),
+        ]);
+        assert_eq!(block_page(&cf, CLOUDFLARE_PAGE), Some("Cloudflare"));
+        let px = headers(&[("content-type", "text/html")]);
+        assert_eq!(block_page(&px, PERIMETERX_PAGE), Some("PerimeterX"));
+        // Cloudflare's headers come with StockX's own JSON refusals too.
+        let json = r#"{"statusCode":403,"message":"Forbidden"}"#;
+        assert_eq!(block_page(&cf, json), None);
+        assert_eq!(block_page(&HeaderMap::new(), json), None);
+        let plain_denied =
+            "<html><head><title>Access denied</title></head><body>denied</body></html>";
+        assert_eq!(
+            block_page(&HeaderMap::new(), plain_denied),
+            Some("HTML page")
+        );
+        assert_eq!(
+            block_page(&headers(&[("cf-ray", "x")]), "error code: 1020"),
+            Some("Cloudflare")
+        );
+        assert_eq!(block_page(&HeaderMap::new(), ""), None);
+        let mut server_only = HeaderMap::new();
+        server_only.insert(SERVER, HeaderValue::from_static("cloudflare"));
+        server_only.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+        assert_eq!(
+            block_page(&server_only, "<p>blocked</p>"),
+            Some("Cloudflare")
+        );
+    }
+
+    #[test]
+    fn only_challenges_make_a_5xx_a_block() {
+        let cf = headers(&[("cf-ray", "1-FRA"), ("content-type", "text/html")]);
+        let challenge = "<!DOCTYPE html><html><head><title>Just a moment...</title></head><body><script src=\"/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1\"></script></body></html>";
+        assert_eq!(challenge_page(&cf, challenge), Some("Cloudflare"));
+        let bad_gateway = "<html><head><title>stockx.com | 502: Bad gateway</title></head><body><div id=\"cf-error-details\">Cloudflare</div></body></html>";
+        assert_eq!(challenge_page(&cf, bad_gateway), None);
+        assert_eq!(
+            challenge_page(&HeaderMap::new(), r#"{"message":"boom"}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn block_cool_down_doubles_up_to_half_an_hour() {
+        let first = Duration::from_secs(30);
+        let waits: Vec<u64> = (1..=8).map(|n| block_backoff(first, n).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240, 480, 960, 1800, 1800]);
+        assert_eq!(block_backoff(first, u32::MAX), BLOCK_BACKOFF_MAX);
+        assert_eq!(
+            block_backoff(Duration::from_millis(200), 2),
+            Duration::from_millis(400)
+        );
+    }
+
+    #[test]
+    fn error_bodies_read_as_their_message_or_title() {
+        assert_eq!(
+            body_message(r#"{"statusCode":401,"message":"Unauthorized"}"#),
+            "Unauthorized"
+        );
+        assert_eq!(
+            body_message(
+                r#"{"error":"invalid_grant","error_description":"Unknown or invalid refresh token."}"#
+            ),
+            "Unknown or invalid refresh token."
+        );
+        assert_eq!(
+            body_message(CLOUDFLARE_PAGE),
+            r#"HTML page "Attention Required! | Cloudflare""#
+        );
+        assert_eq!(body_message("  "), "(empty body)");
+        assert_eq!(
+            body_message("upstream connect error"),
+            "upstream connect error"
+        );
+    }
+
+    #[test]
+    fn a_block_is_transient_with_its_wait_and_its_own_reason() {
+        let e = StockxError::Blocked {
+            status: 403,
+            vendor: "Cloudflare",
+            endpoint: "/catalog/search",
+            retry_after: Duration::from_secs(30),
+        };
+        assert!(e.is_transient() && e.is_blocked() && e.is_account_wide());
+        assert!(!e.is_credentials_refused());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
+        assert_eq!(
+            e.to_string(),
+            "StockX's bot protection blocked the request (403, Cloudflare) on /catalog/search; backing off, next try in 30 s"
+        );
+        let refused = StockxError::CredentialsRefused("403 on /catalog/search: Forbidden".into());
+        assert!(refused.is_account_wide() && !refused.is_transient());
     }
 }

@@ -1,6 +1,10 @@
 //! The StockX API v2's JSON, typed. Amounts arrive as strings ("140", "76.81") and become
 //! `Decimal`; enums that StockX may extend (order status, inventory type) stay text; every
 //! field StockX documents as nullable or optional is an `Option`.
+//!
+//! The published schema is looser than the examples: counts are JSON numbers (so `1.0` is
+//! allowed), and lists and enums may be `null`. A null list reads as empty, a null status as
+//! `UNKNOWN`, a float count as its integer: a job must not fail on a shape StockX may send.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -32,6 +36,39 @@ pub(crate) fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>,
     }
 }
 
+/// A count or page number: any JSON number (`1`, `1.0`) or null. A fractional or negative
+/// value is not a count and fails the decoding.
+fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(whole), _) => Ok(Some(whole)),
+            (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => {
+                Ok(Some(f as u64))
+            }
+            _ => Err(serde::de::Error::custom(format!(
+                "count {n} is not a whole number"
+            ))),
+        },
+    }
+}
+
+/// A list that StockX may send as `null`: read as empty.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// An order status: text as sent (new values included); `null` or absent is `UNKNOWN`.
+fn status_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(unknown))
+}
+
 /// A `YYYY-MM-DD` date, or null / empty / unparseable (kept as None rather than failing a job).
 fn lenient_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
     let raw = Option::<String>::deserialize(d)?;
@@ -42,11 +79,15 @@ fn lenient_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Erro
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchResults {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub count: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub page_size: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub page_number: Option<u64>,
     #[serde(default)]
     pub has_next_page: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub products: Vec<Product>,
 }
 
@@ -104,7 +145,7 @@ pub struct Variant {
 pub struct SizeChart {
     #[serde(default)]
     pub default_conversion: Option<SizeConversion>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub available_conversions: Vec<SizeConversion>,
 }
 
@@ -157,7 +198,7 @@ pub struct DetailedOrder {
     #[serde(default)]
     pub product: Option<OrderProduct>,
     /// Kept as text: StockX adds statuses (CREATED ... PAYOUTCOMPLETED, COMPLETED, UNKNOWN).
-    #[serde(default = "unknown")]
+    #[serde(default = "unknown", deserialize_with = "status_text")]
     pub status: String,
     #[serde(default)]
     pub inventory_type: Option<String>,
@@ -200,7 +241,7 @@ pub struct Payout {
     pub total_adjustments: Option<Decimal>,
     #[serde(default)]
     pub currency_code: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub adjustments: Vec<Adjustment>,
 }
 
@@ -219,7 +260,7 @@ pub struct Adjustment {
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub expires_in: Option<u64>,
 }
 
@@ -257,5 +298,59 @@ mod tests {
         let attrs = p.product_attributes.unwrap();
         assert_eq!(attrs.retail_price, Some(Decimal::new(110, 0)));
         assert_eq!(attrs.release_date.unwrap().to_string(), "2021-03-10");
+    }
+
+    #[test]
+    fn a_float_count_is_a_count_and_a_fractional_one_is_refused() {
+        let r: SearchResults = serde_json::from_str(
+            r#"{"count":1.0,"pageSize":10.0,"pageNumber":1,"hasNextPage":false,"products":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.count, r.page_size, r.page_number),
+            (Some(1), Some(10), Some(1))
+        );
+        let r: SearchResults =
+            serde_json::from_str(r#"{"count":null,"hasNextPage":null,"products":null}"#).unwrap();
+        assert_eq!((r.count, r.products.len()), (None, 0));
+        let e = serde_json::from_str::<SearchResults>(r#"{"count":1.5,"products":[]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("count 1.5"), "{e}");
+        assert!(serde_json::from_str::<SearchResults>(r#"{"count":-1}"#).is_err());
+    }
+
+    #[test]
+    fn null_lists_read_as_empty_and_a_null_status_as_unknown() {
+        let v: Variant = serde_json::from_str(
+            r#"{"productId":"p","variantId":"v","variantName":"x:10","variantValue":"10",
+                "sizeChart":{"defaultConversion":{"size":"10","type":"us m"},"availableConversions":null}}"#,
+        )
+        .unwrap();
+        let chart = v.size_chart.unwrap();
+        assert!(chart.available_conversions.is_empty());
+        assert_eq!(
+            chart.default_conversion.unwrap().kind.as_deref(),
+            Some("us m")
+        );
+        let order: DetailedOrder = serde_json::from_str(
+            r#"{"orderNumber":"1-2","status":null,"inventoryType":"SOMETHING_ELSE",
+                "payout":{"totalPayout":"76.81","currencyCode":"USD","adjustments":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(order.status, "UNKNOWN");
+        assert_eq!(order.inventory_type.as_deref(), Some("SOMETHING_ELSE"));
+        assert!(order.payout.unwrap().adjustments.is_empty());
+        let order: DetailedOrder = serde_json::from_str(r#"{"orderNumber":"1-2"}"#).unwrap();
+        assert_eq!(order.status, "UNKNOWN");
+    }
+
+    #[test]
+    fn a_float_token_lifetime_is_read() {
+        let t: TokenResponse = serde_json::from_str(
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":43200.0,"scope":"offline_access openid"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.expires_in, Some(43200));
     }
 }

@@ -11,4 +11,5 @@ mod enrich;
 mod notion;
 mod reporting;
 mod schema;
+mod stockx;
 mod worker;
