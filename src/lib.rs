@@ -9,6 +9,7 @@ pub mod db;
 pub mod demo;
 pub mod enrich;
 pub mod http;
+pub mod http_retry;
 pub mod metrics;
 pub mod notion;
 pub mod queue;
