@@ -127,7 +127,7 @@ pub enum Since {
 /// A Notion API client from the settings.
 pub fn notion_client(
     settings: &Settings,
-) -> Result<crate::notion::api::NotionClient, BackfillError> {
+) -> Result<crate::notion::client::NotionClient, BackfillError> {
     let token = settings.notion.token.clone().ok_or_else(|| {
         BackfillError::Input("NOTION_TOKEN is not set (the integration's secret)".into())
     })?;
@@ -136,7 +136,7 @@ pub fn notion_client(
             "NOTION_DATABASE_ID is not set (the sales database's ID or URL)".into(),
         )
     })?;
-    let mut config = crate::notion::api::NotionConfig::new(token, database);
+    let mut config = crate::notion::client::NotionConfig::new(token, database);
     config.api_url = settings
         .notion
         .api_url
@@ -146,7 +146,7 @@ pub fn notion_client(
     config.requests_per_second =
         std::num::NonZeroU32::new(settings.notion.requests_per_second.round().max(1.0) as u32)
             .unwrap_or(std::num::NonZeroU32::MIN);
-    crate::notion::api::NotionClient::new(config, mapping_from_settings(settings)?)
+    crate::notion::client::NotionClient::new(config, mapping_from_settings(settings)?)
         .map_err(|e| BackfillError::Input(e.to_string()))
 }
 

@@ -273,7 +273,7 @@ pub async fn run_import_bench(
     let dir = std::env::temp_dir().join(format!("stockx-sync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("Sales 0123456789abcdef0123456789abcdef_all.csv");
-    crate::notion::export::write_sample_export(&file, rows, 7)?;
+    crate::sandbox::notion_export::write_sample_export(&file, rows, 7)?;
     let options = crate::notion::import::ImportOptions::default();
     let started = Instant::now();
     let first = crate::backfill::backfill_csv(settings, pool, &file, &options).await?;
