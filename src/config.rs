@@ -130,6 +130,8 @@ pub struct WorkerSettings {
     pub retention_days: u32,
     /// Time running jobs get to finish on SIGINT/SIGTERM before they are released.
     pub shutdown_grace_secs: u64,
+    /// Never LISTEN; poll only (for PgBouncer in transaction mode). `worker --poll-only` sets it.
+    pub poll_only: bool,
 }
 
 impl Default for Settings {
@@ -193,6 +195,7 @@ impl Default for WorkerSettings {
             max_attempts: 3,
             retention_days: 7,
             shutdown_grace_secs: 10,
+            poll_only: false,
         }
     }
 }

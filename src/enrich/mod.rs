@@ -23,11 +23,11 @@ use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::queue::{Health, JobHandler, JobResult};
 use crate::queue::{Job, JobKind};
 use crate::stockx::{self, MarketData, Product, StockxClient, StockxError, Variant};
 use crate::validate::store::{count_new_findings, record_findings, Subject};
 use crate::validate::{self, Finding, Rule, SaleFacts};
-use crate::worker::{Health, JobHandler, JobResult};
 
 /// How long market data fetched for one product is reused for its other sizes.
 const MARKET_DATA_TTL: Duration = Duration::from_secs(600);
@@ -67,6 +67,26 @@ pub enum EnrichError {
 }
 
 impl Enricher {
+    /// The enricher the settings describe: with a StockX client when every credential is set.
+    pub fn from_settings(
+        pool: PgPool,
+        settings: &crate::config::Settings,
+        health: Arc<Health>,
+    ) -> Result<Enricher, StockxError> {
+        let client = stockx::client_from_settings(settings)?;
+        Ok(Enricher::new(
+            pool,
+            client,
+            settings.stockx.currency.clone(),
+            health,
+        ))
+    }
+
+    /// Whether jobs are enriched from StockX (false: they are only validated).
+    pub fn has_stockx(&self) -> bool {
+        self.stockx.is_some()
+    }
+
     pub fn new(
         pool: PgPool,
         stockx: Option<StockxClient>,
@@ -514,14 +534,6 @@ async fn load_order_for_inventory(
     Ok(row.map(order_row))
 }
 
-/// Finds an order by its StockX number (for `sync-order`).
-pub async fn find_order_id(pool: &PgPool, order_number: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM platforms.stockx_orders WHERE stockx_order_number = $1")
-        .bind(order_number.trim())
-        .fetch_optional(pool)
-        .await
-}
-
 type InventoryTuple = (
     Uuid,
     String,
@@ -724,23 +736,4 @@ async fn store_market_data(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// At start with credentials: orders still pending (entered while no credentials were set, or
-/// whose jobs were pruned) get a job again.
-pub async fn enqueue_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
-        "INSERT INTO integration.enrichment_jobs (kind, entity_id)
-         SELECT 'order', o.id FROM platforms.stockx_orders o
-         WHERE o.enrichment_status = 'pending'
-         UNION ALL
-         SELECT 'inventory', i.id FROM products.inventory i
-         JOIN products.products p ON p.id = i.product_id
-         WHERE i.stockx_variant_id IS NULL AND p.stockx_lookup_status IS NULL
-         ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'running', 'retryable')
-         DO NOTHING",
-    )
-    .execute(pool)
-    .await?;
-    Ok(result.rows_affected())
 }

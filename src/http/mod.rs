@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub mod notion;
 
 use crate::metrics as m;
-use crate::worker::Health;
+use crate::queue::Health;
 
 static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -184,13 +184,21 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let handle = tokio::spawn(async move {
+    Ok((bound, serve_listener(listener, app, shutdown)))
+}
+
+/// Serves `router` on a bound listener until `shutdown`.
+pub fn serve_listener(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "HTTP server failed");
         }
-    });
-    Ok((bound, handle))
+    })
 }

@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::backfill::{self, Since};
+use crate::cli::backfill::{self, Since};
 use crate::config::Settings;
 use crate::notion::import::{import_records, ImportOptions, Trigger};
 use crate::notion::mapping::RecordSource;

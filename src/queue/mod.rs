@@ -8,10 +8,16 @@
 //! Delivery is at least once: a job whose worker dies runs again after its lease ends, so what
 //! a job does must be idempotent (it is: see `enrich`).
 
+pub mod worker;
+
 use std::time::Duration;
 
 use sqlx::PgPool;
 use uuid::Uuid;
+
+pub use worker::{
+    queue_connect_options, Health, JobHandler, JobResult, Worker, WorkerOptions, CHANNEL,
+};
 
 /// What a job enriches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -291,24 +297,31 @@ pub async fn retry_failed_jobs(pool: &PgPool, ids: Option<&[i64]>) -> Result<u64
     Ok(result.rows_affected())
 }
 
-/// Enqueues a job for one row now (as the triggers do), e.g. `sync-order --force`.
-/// Returns the open job's id, new or existing.
-pub async fn enqueue(pool: &PgPool, kind: JobKind, entity_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "WITH ins AS (
-             INSERT INTO integration.enrichment_jobs (kind, entity_id) VALUES ($1, $2)
+/// Enqueues jobs for rows that still wait for enrichment (see [`crate::sales::pending_enrichment`]),
+/// at most one open job per row, as the triggers do. Returns how many jobs were added.
+pub async fn enqueue_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let pending = crate::sales::pending_enrichment(pool).await?;
+    let mut added = 0;
+    for (kind, ids) in [
+        (JobKind::Order, &pending.orders),
+        (JobKind::Inventory, &pending.inventory),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        added += sqlx::query(
+            "INSERT INTO integration.enrichment_jobs (kind, entity_id)
+             SELECT $1, id FROM unnest($2::uuid[]) AS ids(id)
              ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'running', 'retryable')
-             DO NOTHING RETURNING id)
-         SELECT id FROM ins
-         UNION ALL
-         SELECT id FROM integration.enrichment_jobs
-         WHERE kind = $1 AND entity_id = $2 AND state IN ('available', 'running', 'retryable')
-         LIMIT 1",
-    )
-    .bind(kind.as_str())
-    .bind(entity_id)
-    .fetch_one(pool)
-    .await
+             DO NOTHING",
+        )
+        .bind(kind.as_str())
+        .bind(ids)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    }
+    Ok(added)
 }
 
 /// Numbers for the queue gauges.

@@ -120,6 +120,19 @@ impl SandboxHandle {
         }
     }
 
+    /// Points `settings` at this sandbox: API and token URLs, its credentials, and the rate.
+    pub fn configure(&self, settings: &mut crate::config::Settings, requests_per_second: f64) {
+        let config = self.client_config(requests_per_second);
+        let s = &mut settings.stockx;
+        s.api_url = config.api_url;
+        s.auth_url = config.auth_url;
+        s.api_key = Some(config.api_key);
+        s.client_id = Some(config.client_id);
+        s.client_secret = Some(config.client_secret);
+        s.refresh_token = Some(config.refresh_token);
+        s.requests_per_second = requests_per_second;
+    }
+
     /// Requests received for a route template (e.g. `/catalog/search`, `/oauth/token`).
     pub fn request_count(&self, route: &str) -> usize {
         self.shared

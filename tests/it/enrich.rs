@@ -1,23 +1,33 @@
 //! Enrichment end to end: the real StockX client against the local sandbox (or wiremock for
 //! scripted answers), the real worker, a real database.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
-use stockx_sync::enrich::Enricher;
+use stockx_sync::app::{App, AppError};
+use stockx_sync::config::Settings;
 use stockx_sync::sandbox::{self, Faults, SandboxOptions};
 use stockx_sync::stockx::{StockxClient, StockxError};
-use stockx_sync::worker::{Health, Worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Sale, TestDb};
-use crate::worker::options;
 
 struct Setup {
     sandbox: sandbox::SandboxHandle,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), sqlx::Error>>,
+    task: tokio::task::JoinHandle<Result<(), AppError>>,
+}
+
+/// Settings of a test worker: its StockX client pointed at `sandbox`, a free HTTP port, and a
+/// quick safety-net poll.
+fn settings_for(sandbox: &sandbox::SandboxHandle, rps: f64, concurrency: usize) -> Settings {
+    let mut settings = Settings::default();
+    sandbox.configure(&mut settings, rps);
+    settings.http.addr = "127.0.0.1:0".parse().unwrap();
+    settings.worker.concurrency = concurrency;
+    settings.worker.poll_interval_ms = 200;
+    settings.worker.shutdown_grace_secs = 5;
+    settings
 }
 
 async fn start(db: &TestDb, rps: f64, faults: Faults, max_concurrency: usize) -> Setup {
@@ -30,19 +40,10 @@ async fn start(db: &TestDb, rps: f64, faults: Faults, max_concurrency: usize) ->
     )
     .await
     .unwrap();
-    let client = StockxClient::new(sandbox.client_config(rps)).unwrap();
-    let health = Arc::new(Health::default());
-    let enricher = Arc::new(Enricher::new(
-        db.pool.clone(),
-        Some(client),
-        "EUR".into(),
-        health.clone(),
-    ));
-    let mut opts = options("enrich");
-    opts.concurrency = max_concurrency;
-    let worker = Worker::with_health(db.pool.clone(), opts, enricher, health);
+    let settings = settings_for(&sandbox, rps, max_concurrency);
+    let app = App::build(&settings, db.pool.clone()).await.unwrap();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
     Setup {
         sandbox,
         stop,
@@ -420,37 +421,17 @@ async fn refused_credentials_keep_jobs_waiting_and_readyz_says_why() {
     let sandbox = sandbox::spawn("127.0.0.1:0".parse().unwrap(), SandboxOptions::default())
         .await
         .unwrap();
-    let mut config = sandbox.client_config(50.0);
-    config.refresh_token = secrecy::SecretString::from("revoked".to_string());
-    let health = Arc::new(Health::default());
-    let enricher = Arc::new(Enricher::new(
-        db.pool.clone(),
-        Some(StockxClient::new(config).unwrap()),
-        "EUR".into(),
-        health.clone(),
-    ));
+    let mut settings = settings_for(&sandbox, 50.0, 4);
+    settings.stockx.refresh_token = Some(secrecy::SecretString::from("revoked".to_string()));
     Sale::new("323314425-323214184")
         .insert(&db.pool)
         .await
         .unwrap();
-    let worker = Worker::with_health(db.pool.clone(), options("creds"), enricher, health.clone());
+    let app = App::build(&settings, db.pool.clone()).await.unwrap();
+    let addr = app.http_addr();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
 
-    let app = stockx_sync::http::router(
-        stockx_sync::http::AppState {
-            pool: db.pool.clone(),
-            health: health.clone(),
-            metrics: stockx_sync::http::metrics_handle(),
-            poll_only: false,
-        },
-        None,
-    );
-    let http_stop = CancellationToken::new();
-    let (addr, _) =
-        stockx_sync::http::serve("127.0.0.1:0".parse().unwrap(), app, http_stop.clone())
-            .await
-            .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let body = loop {
         let response = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
@@ -469,7 +450,6 @@ async fn refused_credentials_keep_jobs_waiting_and_readyz_says_why() {
     assert!(body.to_string().contains("STOCKX_REFRESH_TOKEN"), "{body}");
     stop.cancel();
     task.await.unwrap().unwrap();
-    http_stop.cancel();
     let rows: Vec<(String, i16)> =
         sqlx::query_as("SELECT state, attempt FROM integration.enrichment_jobs")
             .fetch_all(&db.pool)

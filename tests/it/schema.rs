@@ -408,7 +408,9 @@ async fn roles_grant_what_budibase_and_metabase_need_and_no_more() {
 async fn verify_passes_on_consistent_data_and_names_what_fails() {
     let db = TestDb::new().await;
     Sale::new("V-1").insert(&db.pool).await.unwrap();
-    let report = stockx_sync::verify::run_checks(&db.pool).await.unwrap();
+    let report = stockx_sync::cli::verify::run_checks(&db.pool)
+        .await
+        .unwrap();
     assert!(report.ok, "{report}");
 
     let mut wrong_profit = Sale::new("V-2");
@@ -433,7 +435,9 @@ async fn verify_passes_on_consistent_data_and_names_what_fails() {
     .await
     .unwrap();
 
-    let report = stockx_sync::verify::run_checks(&db.pool).await.unwrap();
+    let report = stockx_sync::cli::verify::run_checks(&db.pool)
+        .await
+        .unwrap();
     assert!(!report.ok);
     let failing: Vec<(&str, i64, Vec<String>)> = report
         .checks
@@ -474,7 +478,7 @@ async fn status_counts_jobs_by_state_and_warnings_by_rule() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let report = stockx_sync::status::collect(&db.pool).await.unwrap();
+    let report = stockx_sync::cli::status::collect(&db.pool).await.unwrap();
     let queue: Vec<(&str, i64)> = report
         .queue
         .iter()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use stockx_sync::queue::Job;
-use stockx_sync::worker::{JobHandler, JobResult, Worker, WorkerOptions};
+use stockx_sync::queue::{JobHandler, JobResult, Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Sale, TestDb};
@@ -61,7 +61,7 @@ pub fn options(name: &str) -> WorkerOptions {
 struct Running {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), sqlx::Error>>,
-    health: Arc<stockx_sync::worker::Health>,
+    health: Arc<stockx_sync::queue::Health>,
 }
 
 fn start(db: &TestDb, options: WorkerOptions, handler: Arc<dyn JobHandler>) -> Running {

@@ -69,7 +69,7 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    pub fn from_settings(settings: &crate::config::WorkerSettings, poll_only: bool) -> Self {
+    pub fn from_settings(settings: &crate::config::WorkerSettings) -> Self {
         WorkerOptions {
             id: worker_id(),
             concurrency: settings.concurrency,
@@ -77,7 +77,7 @@ impl WorkerOptions {
             poll_interval: Duration::from_millis(settings.poll_interval_ms),
             retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
-            poll_only,
+            poll_only: settings.poll_only,
         }
     }
 }

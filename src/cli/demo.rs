@@ -6,7 +6,6 @@
 //! profit and one whose SKU StockX does not know), waits until the worker has enriched and
 //! checked them, and prints what happened.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
@@ -14,12 +13,10 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::App;
 use crate::config::Settings;
 use crate::db::Database;
-use crate::enrich::Enricher;
 use crate::sandbox::{self, SandboxOptions};
-use crate::stockx::StockxClient;
-use crate::worker::{Worker, WorkerOptions};
 
 const DEMO_DB: &str = "stockx_sync_demo";
 
@@ -36,54 +33,23 @@ pub async fn run(
     );
 
     let sandbox = sandbox::spawn("127.0.0.1:0".parse()?, SandboxOptions::default()).await?;
-    let client = StockxClient::new(sandbox.client_config(20.0))?;
     println!(
         "2. StockX sandbox running at {} (the real client talks to it).",
         sandbox.base_url()
     );
 
-    let health = Arc::new(crate::worker::Health::default());
-    let enricher = Arc::new(Enricher::new(
-        pool.clone(),
-        Some(client),
-        "EUR".into(),
-        health.clone(),
-    ));
-    let queue_pool = PgPoolOptions::new()
-        .max_connections(6)
-        .connect_with(crate::worker::queue_connect_options(
-            database.connect_options.clone().database(DEMO_DB),
-        ))
-        .await?;
-    let worker = Worker::with_health(
-        queue_pool,
-        WorkerOptions {
-            concurrency: 4,
-            ..WorkerOptions::from_settings(&settings.worker, false)
-        },
-        enricher,
-        health.clone(),
-    );
+    let mut demo_settings = settings.clone();
+    sandbox.configure(&mut demo_settings, 20.0);
+    demo_settings.worker.concurrency = 4;
+    demo_settings.worker.poll_only = false;
+    if std::net::TcpListener::bind(settings.http.addr).is_err() {
+        // The configured port is taken (a worker may be running): any free port will do.
+        demo_settings.http.addr.set_port(0);
+    }
+    let app = App::build(&demo_settings, pool.clone()).await?;
+    let addr = app.http_addr();
     let worker_stop = CancellationToken::new();
-    let worker_task = tokio::spawn(worker.run(worker_stop.clone()));
-
-    let metrics = crate::http::metrics_handle();
-    let app = crate::http::router(
-        crate::http::AppState {
-            pool: pool.clone(),
-            health,
-            metrics,
-            poll_only: false,
-        },
-        None,
-    );
-    let http_stop = CancellationToken::new();
-    let (addr, http_task) =
-        match crate::http::serve(settings.http.addr, app.clone(), http_stop.clone()).await {
-            Ok(bound) => bound,
-            // The configured port is taken (a worker may be running): any free port will do.
-            Err(_) => crate::http::serve("127.0.0.1:0".parse()?, app, http_stop.clone()).await?,
-        };
+    let worker_task = tokio::spawn(app.run_until_stopped(worker_stop.clone()));
     println!("3. Worker running; metrics at http://{addr}/metrics");
 
     println!("4. Entering sales through platforms.stockx_sale_entry, as Budibase does:");
@@ -121,8 +87,6 @@ pub async fn run(
 
     worker_stop.cancel();
     worker_task.await??;
-    http_stop.cancel();
-    let _ = http_task.await;
     drop(sandbox);
     pool.close().await;
     println!(

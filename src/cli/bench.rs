@@ -20,8 +20,9 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::{Job, JobKind};
-use crate::worker::{JobHandler, JobResult, Worker, WorkerOptions};
+use crate::app::App;
+use crate::config::Settings;
+use crate::queue::{Job, JobHandler, JobKind, JobResult};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -110,7 +111,7 @@ impl ScratchDb {
         conn.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(20)
-            .connect_with(crate::worker::queue_connect_options(
+            .connect_with(crate::queue::queue_connect_options(
                 base.clone().database(&name),
             ))
             .await?;
@@ -132,7 +133,30 @@ impl ScratchDb {
     }
 }
 
+/// The queue benchmark, then (unless `import_rows` is 0) the import benchmark, each in a
+/// scratch database of its own; prints the figures.
+pub async fn run(
+    settings: &Settings,
+    database: &crate::db::Database,
+    options: &BenchOptions,
+    import_rows: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let scratch = ScratchDb::create(&database.connect_options, "bench").await?;
+    let figures = run_queue_bench(settings, &scratch.pool, options).await;
+    scratch.drop_now().await?;
+    super::print_report(&figures?, json);
+    if import_rows > 0 {
+        let scratch = ScratchDb::create(&database.connect_options, "import").await?;
+        let figures = run_import_bench(settings, &scratch.pool, import_rows).await;
+        scratch.drop_now().await?;
+        super::print_report(&figures?, json);
+    }
+    Ok(())
+}
+
 pub async fn run_queue_bench(
+    settings: &Settings,
     pool: &PgPool,
     options: &BenchOptions,
 ) -> anyhow::Result<QueueFigures> {
@@ -141,15 +165,12 @@ pub async fn run_queue_bench(
         done: AtomicU64::new(0),
         started_orders: tx,
     });
-    let worker_options = WorkerOptions {
-        id: crate::worker::worker_id(),
-        concurrency: options.concurrency,
-        lease: Duration::from_secs(30),
-        poll_interval: Duration::from_millis(1000),
-        retention: Duration::from_secs(7 * 86_400),
-        shutdown_grace: Duration::from_secs(5),
-        poll_only: false,
-    };
+    let mut settings = settings.clone();
+    settings.worker.concurrency = options.concurrency;
+    settings.worker.poll_only = false;
+    settings.worker.shutdown_grace_secs = 5;
+    // The benchmark's worker serves HTTP like any other, on a free port.
+    settings.http.addr.set_port(0);
 
     // Burn-down.
     sqlx::query(
@@ -163,9 +184,9 @@ pub async fn run_queue_bench(
         .execute(pool)
         .await?;
     let shutdown = CancellationToken::new();
-    let worker = Worker::new(pool.clone(), worker_options, handler.clone());
+    let app = App::build_with_handler(&settings, pool.clone(), handler.clone()).await?;
     let start = Instant::now();
-    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+    let worker_task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     loop {
         tokio::time::sleep(Duration::from_millis(5)).await;
         if handler.done.load(Ordering::Relaxed) < options.jobs {
@@ -276,10 +297,10 @@ pub async fn run_import_bench(
     crate::sandbox::notion_export::write_sample_export(&file, rows, 7)?;
     let options = crate::notion::import::ImportOptions::default();
     let started = Instant::now();
-    let first = crate::backfill::backfill_csv(settings, pool, &file, &options).await?;
+    let first = crate::cli::backfill::backfill_csv(settings, pool, &file, &options).await?;
     let first_run_seconds = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let second = crate::backfill::backfill_csv(settings, pool, &file, &options).await?;
+    let second = crate::cli::backfill::backfill_csv(settings, pool, &file, &options).await?;
     let second_run_seconds = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ImportFigures {

@@ -1,8 +1,19 @@
-//! The command line: one binary, one subcommand per job (contract §1).
+//! The command line: one binary, one subcommand per verb, each in its own file here.
 //!
 //! Every command loads the settings, opens the database (embedded cluster or `DATABASE_URL`),
 //! does its work and closes the database again, also on Ctrl-C. Exit codes: 0 success, 1 the work
 //! ran but found failures, 2 bad usage or configuration.
+
+pub mod backfill;
+pub mod bench;
+pub mod demo;
+pub mod migrate;
+pub mod retry;
+pub mod sandbox;
+pub mod status;
+pub mod sync_order;
+pub mod verify;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,7 +134,7 @@ pub struct NotionArgs {
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
     /// API only: read what changed since this date (2024-03-01) or RFC 3339 time.
-    #[arg(long, value_name = "DATE", conflicts_with_all = ["csv", "full"], value_parser = crate::backfill::parse_since)]
+    #[arg(long, value_name = "DATE", conflicts_with_all = ["csv", "full"], value_parser = backfill::parse_since)]
     pub since: Option<time::OffsetDateTime>,
     /// API only: read everything, ignoring the last run's watermark.
     #[arg(long, conflicts_with = "csv")]
@@ -147,7 +158,7 @@ pub enum CliError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
-    Backfill(#[from] crate::backfill::BackfillError),
+    Backfill(#[from] backfill::BackfillError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -156,7 +167,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         let usage = match self {
             CliError::Config(_) => true,
-            CliError::Backfill(crate::backfill::BackfillError::Input(_)) => true,
+            CliError::Backfill(backfill::BackfillError::Input(_)) => true,
             CliError::Db(DbError::Embedded(e)) => {
                 !matches!(e, EmbeddedError::Command { .. } | EmbeddedError::Connect(_))
             }
@@ -202,19 +213,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     } = &cli.command
     {
         // The sandbox needs no database.
-        let options = crate::sandbox::SandboxOptions {
-            faults: crate::sandbox::Faults {
-                throttle_every_nth: *throttle_every,
-                retry_after_secs: 1,
-                server_error_every_nth: *fail_every,
-                delay: std::time::Duration::from_millis(*delay_ms),
-                malformed_json: false,
-            },
-            ..Default::default()
-        };
-        crate::sandbox::serve_until(*addr, options, stop)
-            .await
-            .map_err(|e| anyhow::anyhow!("sandbox on {addr}: {e}"))?;
+        sandbox::run(*addr, *throttle_every, *fail_every, *delay_ms, stop).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let database = Database::open(&settings, 10).await?;
@@ -268,18 +267,17 @@ async fn run_command(
     let pool = &database.pool;
     match command {
         Command::Sandbox { .. } => unreachable!("handled before the database is opened"),
+        Command::Migrate => migrate::run(database).await,
         Command::Worker { poll_only } => {
             db::migrate(pool).await?;
-            crate::run_worker::run(settings, database, *poll_only, stop).await?;
+            let mut settings = settings.clone();
+            settings.worker.poll_only |= *poll_only;
+            worker::run(&settings, pool, stop).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => {
-            let finished = crate::demo::run(settings, database, stop).await?;
-            Ok(if finished {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            let finished = demo::run(settings, database, stop).await?;
+            Ok(exit_code(finished))
         }
         Command::SyncOrder {
             order_number,
@@ -287,79 +285,28 @@ async fn run_command(
             json,
         } => {
             db::migrate(pool).await?;
-            let report =
-                crate::run_worker::sync_order(settings, database, order_number, *force).await?;
+            let report = sync_order::run(settings, pool, order_number, *force).await?;
             print_report(&report, *json);
-            Ok(if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(exit_code(report.ok))
         }
         Command::Backfill {
             source: BackfillSource::Notion(args),
         } => {
             db::migrate(pool).await?;
-            let options = crate::notion::import::ImportOptions {
-                dry_run: args.dry_run,
-                update: args.update,
-                ..Default::default()
-            };
-            let report = match &args.csv {
-                Some(csv) => crate::backfill::backfill_csv(settings, pool, csv, &options).await?,
-                None => {
-                    let since = match (args.since, args.full) {
-                        (Some(t), _) => crate::backfill::Since::From(t),
-                        (None, true) => crate::backfill::Since::Full,
-                        (None, false) => crate::backfill::Since::Watermark,
-                    };
-                    crate::backfill::backfill_api(settings, pool, since, &options).await?
-                }
-            };
+            let report = backfill::run(settings, pool, args).await?;
             print_report(&report, args.json);
-            Ok(if report.failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(exit_code(report.failed == 0))
         }
         Command::Retry {
             all_failed,
             job_ids,
         } => {
             db::migrate(pool).await?;
-            let ids = (!*all_failed).then_some(job_ids.as_slice());
-            let n = crate::queue::retry_failed_jobs(pool, ids)
-                .await
-                .map_err(DbError::from)?;
-            println!("{n} failed job(s) back in the queue");
-            if !*all_failed && (n as usize) < job_ids.len() {
-                println!(
-                    "({} of the given ids were not failed jobs, or their row has an open job already)",
-                    job_ids.len() - n as usize
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Migrate => {
-            let applied = db::migrate(pool).await?;
-            if applied.is_empty() {
-                println!("database is up to date ({})", database.location);
-            } else {
-                for migration in &applied {
-                    println!("applied {migration}");
-                }
-                println!(
-                    "{} migration(s) applied to {}",
-                    applied.len(),
-                    database.location
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            retry::run(pool, *all_failed, job_ids).await
         }
         Command::Status { json } => {
             db::migrate(pool).await?;
-            let report = crate::status::collect(pool).await.map_err(DbError::from)?;
+            let report = status::collect(pool).await.map_err(DbError::from)?;
             print_report(&report, *json);
             Ok(ExitCode::SUCCESS)
         }
@@ -370,42 +317,33 @@ async fn run_command(
             import_rows,
             json,
         } => {
-            let options = crate::bench::BenchOptions {
+            let options = bench::BenchOptions {
                 jobs: *jobs,
                 concurrency: *concurrency,
                 latency_samples: *latency_samples,
             };
-            let scratch =
-                crate::bench::ScratchDb::create(&database.connect_options, "bench").await?;
-            let figures = crate::bench::run_queue_bench(&scratch.pool, &options).await;
-            scratch.drop_now().await?;
-            print_report(&figures?, *json);
-            if *import_rows > 0 {
-                let scratch =
-                    crate::bench::ScratchDb::create(&database.connect_options, "import").await?;
-                let figures =
-                    crate::bench::run_import_bench(settings, &scratch.pool, *import_rows).await;
-                scratch.drop_now().await?;
-                print_report(&figures?, *json);
-            }
+            bench::run(settings, database, &options, *import_rows, *json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {
             db::migrate(pool).await?;
-            let report = crate::verify::run_checks(pool)
-                .await
-                .map_err(DbError::from)?;
+            let report = verify::run_checks(pool).await.map_err(DbError::from)?;
             print_report(&report, *json);
-            Ok(if report.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(exit_code(report.ok))
         }
     }
 }
 
-fn print_report<T: serde::Serialize + std::fmt::Display>(report: &T, json: bool) {
+/// 0 when the work found nothing wrong, 1 otherwise.
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+pub(crate) fn print_report<T: serde::Serialize + std::fmt::Display>(report: &T, json: bool) {
     if json {
         match serde_json::to_string_pretty(report) {
             Ok(text) => println!("{text}"),

@@ -21,6 +21,30 @@ pub enum BackfillError {
     Db(#[from] sqlx::Error),
 }
 
+/// `backfill notion`: from the export file given with `--csv`, else from the Notion API.
+pub async fn run(
+    settings: &Settings,
+    pool: &PgPool,
+    args: &super::NotionArgs,
+) -> Result<ImportReport, BackfillError> {
+    let options = ImportOptions {
+        dry_run: args.dry_run,
+        update: args.update,
+        ..Default::default()
+    };
+    match &args.csv {
+        Some(csv) => backfill_csv(settings, pool, csv, &options).await,
+        None => {
+            let since = match (args.since, args.full) {
+                (Some(t), _) => Since::From(t),
+                (None, true) => Since::Full,
+                (None, false) => Since::Watermark,
+            };
+            backfill_api(settings, pool, since, &options).await
+        }
+    }
+}
+
 /// The `[notion.mapping]` of the settings, over the design document's defaults.
 pub fn mapping_from_settings(settings: &Settings) -> Result<Mapping, BackfillError> {
     match &settings.notion.mapping {
