@@ -2,6 +2,8 @@
 //! database they were kept in, either live through the API ([`client`], [`query`]) or from a
 //! "Markdown & CSV" export ([`export`]), turning each row into a [`mapping::SaleRecord`], and
 //! writing those into PostgreSQL ([`import`]) through the same path Budibase entries take.
+//! [`backfill`] runs a whole import from the settings, for the `backfill notion` command and the
+//! HTTP batch-sync endpoint alike.
 //!
 //! Both sources produce the same generic [`row::Row`] (property name → [`row::Cell`]);
 //! [`properties`] types the API's property JSON, [`mapping::Mapping`] says which property holds
@@ -30,6 +32,7 @@
 //! }
 //! ```
 
+pub mod backfill;
 pub mod client;
 pub mod export;
 pub mod import;
