@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod enrich;
 pub mod http;
+pub mod http_retry;
 pub mod metrics;
 pub mod notion;
 pub mod queue;

@@ -1,25 +1,17 @@
-//! `stockx-sync backfill notion`: read the Notion sales (an export file, or the API), map each
-//! record, and import them; with a progress bar on a terminal and log lines otherwise.
+//! `stockx-sync backfill notion`: turns the arguments into a [`notion::backfill`] run and shows
+//! its progress, as a bar on a terminal and as log lines otherwise. The run itself (reading,
+//! mapping, importing, the watermark) is library logic in [`notion::backfill`], shared with the
+//! HTTP batch-sync endpoint.
+//!
+//! [`notion::backfill`]: crate::notion::backfill
 
 use std::io::IsTerminal;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
 use crate::config::Settings;
-use crate::notion::export::read_export;
-use crate::notion::import::{import_records, ImportOptions, ImportReport, Record};
-use crate::notion::mapping::{check_columns, map_row, Mapping, RecordSource};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BackfillError {
-    /// Bad input as a whole (unreadable file, mapping that does not fit): exit 2.
-    #[error("{0}")]
-    Input(String),
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-}
+use crate::notion::backfill::{backfill_api, backfill_csv, BackfillError, ProgressLog, Since};
+use crate::notion::import::{ImportOptions, ImportReport};
 
 /// `backfill notion`: from the export file given with `--csv`, else from the Notion API.
 pub async fn run(
@@ -32,221 +24,70 @@ pub async fn run(
         update: args.update,
         ..Default::default()
     };
-    match &args.csv {
-        Some(csv) => backfill_csv(settings, pool, csv, &options).await,
+    let mut progress = Progress::new();
+    let mut update = |done, total| progress.update(done, total);
+    let report = match &args.csv {
+        Some(csv) => backfill_csv(settings, pool, csv, &options, &mut update).await,
         None => {
             let since = match (args.since, args.full) {
                 (Some(t), _) => Since::From(t),
                 (None, true) => Since::Full,
                 (None, false) => Since::Watermark,
             };
-            backfill_api(settings, pool, since, &options).await
+            backfill_api(settings, pool, since, &options, &mut update).await
         }
-    }
-}
-
-/// The `[notion.mapping]` of the settings, over the design document's defaults.
-pub fn mapping_from_settings(settings: &Settings) -> Result<Mapping, BackfillError> {
-    match &settings.notion.mapping {
-        None => Ok(Mapping::default()),
-        Some(table) => toml::Value::Table(table.clone())
-            .try_into()
-            .map_err(|e| BackfillError::Input(format!("invalid [notion.mapping]: {e}"))),
-    }
-}
-
-/// Imports a Notion export (`.csv`, or the export `.zip`).
-pub async fn backfill_csv(
-    settings: &Settings,
-    pool: &PgPool,
-    path: &Path,
-    options: &ImportOptions,
-) -> Result<ImportReport, BackfillError> {
-    let mapping = mapping_from_settings(settings)?;
-    let owned = path.to_path_buf();
-    let table = tokio::task::spawn_blocking(move || read_export(&owned))
-        .await
-        .map_err(|e| BackfillError::Input(e.to_string()))?
-        .map_err(|e| BackfillError::Input(e.to_string()))?;
-    check_columns(&mapping, &table.headers).map_err(|e| BackfillError::Input(e.to_string()))?;
-    let records: Vec<(RecordSource, Record)> = table
-        .rows
-        .into_iter()
-        .map(|(row_number, row)| {
-            let origin = RecordSource::CsvRow { row: row_number };
-            let record = row.and_then(|row| map_row(&mapping, &origin, &row));
-            (origin, record)
-        })
-        .collect();
-    let mut progress = Progress::new(records.len());
-    let report = import_records(
-        pool,
-        &table.csv_name,
-        records,
-        options,
-        &mut |done, total| progress.update(done, total),
-    )
-    .await?;
+    };
     progress.finish();
-    Ok(report)
+    report
 }
 
 /// An indicatif bar on a terminal; a log line every few seconds otherwise.
-pub struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    last_log: Instant,
+pub enum Progress {
+    /// The bar is made at the first update, when the total is known.
+    Bar(Option<indicatif::ProgressBar>),
+    Log(ProgressLog),
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Progress {
-    pub fn new(total: usize) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} records  {per_sec}  ETA {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
-        Progress {
-            bar,
-            last_log: Instant::now(),
+    pub fn new() -> Progress {
+        if std::io::stderr().is_terminal() {
+            Progress::Bar(None)
+        } else {
+            Progress::Log(ProgressLog::default())
         }
     }
 
     pub fn update(&mut self, done: usize, total: usize) {
-        match &self.bar {
-            Some(bar) => bar.set_position(done as u64),
-            None if self.last_log.elapsed() >= Duration::from_secs(2) || done == total => {
-                tracing::info!(done, total, "import progress");
-                self.last_log = Instant::now();
-            }
-            None => {}
+        match self {
+            Progress::Bar(bar) => bar
+                .get_or_insert_with(|| new_bar(total))
+                .set_position(done as u64),
+            Progress::Log(log) => log.update(done, total),
         }
     }
 
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        if let Progress::Bar(Some(bar)) = self {
             bar.finish_and_clear();
         }
     }
 }
 
-/// Overlap subtracted from the stored watermark: Notion rounds `last_edited_time` to the
-/// minute, and idempotency makes re-reading a few minutes harmless.
-pub const WATERMARK_OVERLAP: time::Duration = time::Duration::minutes(5);
-
-/// Where an API read starts.
-#[derive(Debug, Clone, Copy)]
-pub enum Since {
-    /// From the last run's watermark (minus the overlap), or everything on the first run.
-    Watermark,
-    /// Everything.
-    Full,
-    /// From this instant.
-    From(time::OffsetDateTime),
-}
-
-/// A Notion API client from the settings.
-pub fn notion_client(
-    settings: &Settings,
-) -> Result<crate::notion::api::NotionClient, BackfillError> {
-    let token = settings.notion.token.clone().ok_or_else(|| {
-        BackfillError::Input("NOTION_TOKEN is not set (the integration's secret)".into())
-    })?;
-    let database = settings.notion.database_id.clone().ok_or_else(|| {
-        BackfillError::Input(
-            "NOTION_DATABASE_ID is not set (the sales database's ID or URL)".into(),
+fn new_bar(total: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} records  {per_sec}  ETA {eta}",
         )
-    })?;
-    let mut config = crate::notion::api::NotionConfig::new(token, database);
-    config.api_url = settings
-        .notion
-        .api_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_string();
-    config.requests_per_second =
-        std::num::NonZeroU32::new(settings.notion.requests_per_second.round().max(1.0) as u32)
-            .unwrap_or(std::num::NonZeroU32::MIN);
-    crate::notion::api::NotionClient::new(config, mapping_from_settings(settings)?)
-        .map_err(|e| BackfillError::Input(e.to_string()))
-}
-
-/// Imports what the Notion API returns (everything, or what changed since `since`), and
-/// records the new watermark.
-pub async fn backfill_api(
-    settings: &Settings,
-    pool: &PgPool,
-    since: Since,
-    options: &ImportOptions,
-) -> Result<ImportReport, BackfillError> {
-    let client = notion_client(settings)?;
-    let source_key = format!(
-        "notion:{}",
-        settings.notion.database_id.as_deref().unwrap_or_default()
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let from = match since {
-        Since::Full => None,
-        Since::From(t) => Some(t),
-        Since::Watermark => sqlx::query_scalar::<_, time::OffsetDateTime>(
-            "SELECT watermark FROM integration.notion_sync_state WHERE source = $1",
-        )
-        .bind(&source_key)
-        .fetch_optional(pool)
-        .await?
-        .map(|w| w - WATERMARK_OVERLAP),
-    };
-    tracing::info!(since = ?from, "reading sales from the Notion API");
-    let (pages, stats) = client
-        .query_sales(from)
-        .collect_all()
-        .await
-        .map_err(|e| BackfillError::Input(e.to_string()))?;
-    tracing::info!(
-        pages = pages.len(),
-        requests = stats.requests,
-        windows = stats.windows,
-        trashed = stats.trashed_skipped,
-        "read from Notion"
-    );
-    let newest = pages.iter().map(|p| p.last_edited_time).max();
-    let records: Vec<(RecordSource, Record)> = pages
-        .into_iter()
-        .map(|page| {
-            (
-                RecordSource::NotionPage {
-                    page_id: page.page_id,
-                    last_edited_time: page.last_edited_time,
-                },
-                page.result,
-            )
-        })
-        .collect();
-    let mut progress = Progress::new(records.len());
-    let report = import_records(
-        pool,
-        "the Notion API",
-        records,
-        options,
-        &mut |done, total| progress.update(done, total),
-    )
-    .await?;
-    progress.finish();
-    if let (Some(newest), false) = (newest, options.dry_run) {
-        sqlx::query(
-            "INSERT INTO integration.notion_sync_state (source, watermark) VALUES ($1, $2)
-             ON CONFLICT (source) DO UPDATE
-             SET watermark = greatest(notion_sync_state.watermark, EXCLUDED.watermark),
-                 updated_at = now()",
-        )
-        .bind(&source_key)
-        .bind(newest)
-        .execute(pool)
-        .await?;
-    }
-    Ok(report)
+    bar
 }
 
 /// `--since`: a date (`2024-03-01`, midnight UTC) or an RFC 3339 instant.

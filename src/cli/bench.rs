@@ -294,14 +294,10 @@ pub async fn run_import_bench(
     let dir = std::env::temp_dir().join(format!("stockx-sync-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("Sales 0123456789abcdef0123456789abcdef_all.csv");
-    crate::notion::export::write_sample_export(&file, rows, 7)?;
+    crate::sandbox::notion_export::write_sample_export(&file, rows, 7)?;
     let options = crate::notion::import::ImportOptions::default();
-    let started = Instant::now();
-    let first = crate::cli::backfill::backfill_csv(settings, pool, &file, &options).await?;
-    let first_run_seconds = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let second = crate::cli::backfill::backfill_csv(settings, pool, &file, &options).await?;
-    let second_run_seconds = started.elapsed().as_secs_f64();
+    let (first, first_run_seconds) = timed_import(settings, pool, &file, &options).await?;
+    let (second, second_run_seconds) = timed_import(settings, pool, &file, &options).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ImportFigures {
         rows,
@@ -313,4 +309,22 @@ pub async fn run_import_bench(
         second_run_seconds,
         second_run_created: second.created,
     })
+}
+
+/// One import of the export, with the command's progress display, and its wall time in seconds.
+async fn timed_import(
+    settings: &crate::config::Settings,
+    pool: &PgPool,
+    file: &std::path::Path,
+    options: &crate::notion::import::ImportOptions,
+) -> anyhow::Result<(crate::notion::import::ImportReport, f64)> {
+    let started = Instant::now();
+    let mut progress = super::backfill::Progress::new();
+    let report =
+        crate::notion::backfill::backfill_csv(settings, pool, file, options, &mut |done, total| {
+            progress.update(done, total)
+        })
+        .await;
+    progress.finish();
+    Ok((report?, started.elapsed().as_secs_f64()))
 }

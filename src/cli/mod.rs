@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, LogFormat, Settings};
 use crate::db::{self, embedded::EmbeddedError, Database, DbError};
+use crate::notion::backfill::BackfillError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -158,7 +159,7 @@ pub enum CliError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
-    Backfill(#[from] backfill::BackfillError),
+    Backfill(#[from] BackfillError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -167,7 +168,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         let usage = match self {
             CliError::Config(_) => true,
-            CliError::Backfill(backfill::BackfillError::Input(_)) => true,
+            CliError::Backfill(BackfillError::Input(_)) => true,
             CliError::Db(DbError::Embedded(e)) => {
                 !matches!(e, EmbeddedError::Command { .. } | EmbeddedError::Connect(_))
             }

@@ -1,4 +1,4 @@
-//! The n8n bridge for the Notion period, on the worker's listener:
+//! The endpoints n8n calls while sales are still kept in Notion, on the worker's listener:
 //!
 //! - `POST /api/v1/integration/notion-sale/sync` `{"stockx_order_number", "notion_page_id"?,
 //!   "trigger"?}`: reads that sale from Notion (by page ID, else by its title), imports it like
@@ -25,8 +25,8 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::cli::backfill::{self, Since};
 use crate::config::Settings;
+use crate::notion::backfill::{self, ProgressLog, Since};
 use crate::notion::import::{import_records, ImportOptions, Trigger};
 use crate::notion::mapping::RecordSource;
 
@@ -235,11 +235,13 @@ async fn batch_sync(
             run_id,
             ..ImportOptions::default()
         };
+        let mut progress = ProgressLog::default();
         match backfill::backfill_api(
             &task_bridge.settings,
             &task_bridge.pool,
             Since::From(since),
             &options,
+            &mut |done, total| progress.update(done, total),
         )
         .await
         {

@@ -1,6 +1,6 @@
 //! From a Notion row to a sale: which property holds which field ([`Mapping`], configurable as
-//! `[notion.mapping]`), the generic [`Row`] both sources produce, and [`map_row`], which turns a
-//! row into a [`SaleRecord`], a skipped non-StockX sale, or a [`RecordError`] that names the
+//! `[notion.mapping]`), and [`map_row`], which turns the generic [`Row`] both sources produce
+//! into a [`SaleRecord`], a skipped non-StockX sale, or a [`RecordError`] that names the
 //! row, the column and the raw value.
 //!
 //! Rules:
@@ -15,13 +15,13 @@
 //!   word in the size (`US 10.5`, `EU 44`, `UK 9`, `US W 8`) is split off.
 //! - An optional field mapped to `""` is not read at all.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
+use super::row::{Cell, Row};
 use super::values::{self, DateOrder, DecimalSeparator, ValueError};
 
 /// Which Notion property (column header) holds each field of a sale.
@@ -180,65 +180,6 @@ pub fn check_columns(mapping: &Mapping, available: &[String]) -> Result<(), Mapp
             missing,
             available: available.to_vec(),
         })
-    }
-}
-
-/// One value of a row, typed as far as the source knows: export cells are always `Text`, API
-/// properties are typed by their property type.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Empty,
-    /// Display text (export cells, titles, rich text, URLs, formula strings).
-    Text(String),
-    /// A number as stored (a percent column holds the fraction).
-    Number(Decimal),
-    Date(Date),
-    Checkbox(bool),
-    /// Select/status/multi-select option names, or relation titles.
-    Names(Vec<String>),
-    /// A property type not modelled here, as the API sent it.
-    Raw(serde_json::Value),
-}
-
-/// A generic row: property name (column header) → value.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Row {
-    cells: BTreeMap<String, Cell>,
-}
-
-impl Row {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn insert(&mut self, column: impl Into<String>, cell: Cell) {
-        self.cells.insert(column.into(), cell);
-    }
-
-    pub fn get(&self, column: &str) -> Option<&Cell> {
-        self.cells.get(column)
-    }
-
-    pub fn columns(&self) -> impl Iterator<Item = &str> {
-        self.cells.keys().map(String::as_str)
-    }
-
-    /// True when every cell is empty (such rows are skipped by the export reader).
-    pub fn is_blank(&self) -> bool {
-        self.cells.values().all(|c| match c {
-            Cell::Empty => true,
-            Cell::Text(t) => values::non_empty(t).is_none(),
-            Cell::Names(n) => n.is_empty(),
-            _ => false,
-        })
-    }
-}
-
-impl FromIterator<(String, Cell)> for Row {
-    fn from_iter<I: IntoIterator<Item = (String, Cell)>>(iter: I) -> Self {
-        Self {
-            cells: iter.into_iter().collect(),
-        }
     }
 }
 

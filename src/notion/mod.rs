@@ -1,11 +1,13 @@
 //! The Notion side of the backfill: reading historical StockX sales out of the Notion
-//! database they were kept in, either live through the API ([`api`]) or from a
-//! "Markdown & CSV" export ([`export`]), and turning each row into a [`mapping::SaleRecord`]
-//! ready to be written. Nothing here touches PostgreSQL: the importer builds on these types.
+//! database they were kept in, either live through the API ([`client`], [`query`]) or from a
+//! "Markdown & CSV" export ([`export`]), turning each row into a [`mapping::SaleRecord`], and
+//! writing those into PostgreSQL ([`import`]) through the same path Budibase entries take.
+//! [`backfill`] runs a whole import from the settings, for the `backfill notion` command and the
+//! HTTP batch-sync endpoint alike.
 //!
-//! Both sources produce the same generic [`mapping::Row`] (property name → [`mapping::Cell`]);
-//! [`mapping::Mapping`] says which property holds which field, and [`values`] holds the pure
-//! parsers for values as Notion renders them.
+//! Both sources produce the same generic [`row::Row`] (property name → [`row::Cell`]);
+//! [`properties`] types the API's property JSON, [`mapping::Mapping`] says which property holds
+//! which field, and [`values`] holds the pure parsers for values as Notion renders them.
 //!
 //! How an importer uses it:
 //!
@@ -23,15 +25,19 @@
 //! }
 //!
 //! // From the API: batches of up to 100 in last_edited_time order.
-//! let client = api::NotionClient::new(config, mapping)?;
+//! let client = client::NotionClient::new(config, mapping)?;
 //! let mut query = client.query_sales(since);
 //! while let Some(batch) = query.next_batch().await? {
 //!     for record in batch { /* record.page_id, record.last_edited_time, record.result */ }
 //! }
 //! ```
 
-pub mod api;
+pub mod backfill;
+pub mod client;
 pub mod export;
 pub mod import;
 pub mod mapping;
+pub mod properties;
+pub mod query;
+pub mod row;
 pub mod values;

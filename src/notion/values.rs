@@ -5,7 +5,7 @@
 //! typed value or a [`ValueError`] that says what could not be read; the mapping decides which
 //! parser a column needs and which column an error belongs to.
 //!
-//! Rules chosen (see NOTION.md §5 for the forms seen in real exports):
+//! Rules chosen (from the forms seen in real exports):
 //! - **Decimal separator.** The last `.` or `,` is the decimal separator when it is followed by
 //!   1, 2 or 4+ digits, or when both kinds occur (`1.234,56`, `1,234.56`). A kind that occurs
 //!   more than once is grouping (`1,234,567`). A single separator followed by exactly three

@@ -1,5 +1,7 @@
-//! A local StockX sandbox: the documented v2 formats over a small bundled catalog, so the demo
-//! and the tests exercise the real client end to end without reaching StockX.
+//! Local stand-ins for the outside world, so the demo, the benchmark and the tests exercise the
+//! real clients and readers end to end without reaching StockX or Notion. Most of this file is
+//! the StockX sandbox: the documented v2 formats over a small bundled catalog.
+//! [`notion_export`] writes a realistic Notion export for the CSV import path.
 //!
 //! It speaks the OAuth refresh-token grant (`POST /oauth/token`), catalog search, product,
 //! variants, market data (per variant and per product) and the seller's orders, checks
@@ -7,6 +9,7 @@
 //! 5xx, slow answers, malformed JSON. It counts requests per route (tests assert on them).
 
 mod catalog;
+pub mod notion_export;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

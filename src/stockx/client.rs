@@ -20,14 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
 use url::Url;
 
 use super::types::{DetailedOrder, MarketData, Product, SearchResults, TokenResponse, Variant};
 use super::variants::pick_product_by_style_id;
+use crate::http_retry::{self, Backoff};
 use crate::metrics as m;
 
 /// How to reach StockX.
@@ -137,6 +138,13 @@ impl StockxError {
 
 /// Retries of one request after a 429, inside the client.
 const MAX_THROTTLE_RETRIES: u32 = 3;
+
+/// 1 s, 2 s, 4 s ... up to 64 s, jittered, when StockX sends no Retry-After.
+const THROTTLE_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(64),
+};
+
 const DAY: Duration = Duration::from_secs(86_400);
 /// The first cool-down after a bot-protection block; each further block in a row doubles it.
 const BLOCK_BACKOFF_FIRST: Duration = Duration::from_secs(30);
@@ -340,7 +348,9 @@ impl StockxClient {
                 StatusCode::TOO_MANY_REQUESTS => {
                     metrics::counter!(m::API_THROTTLED_TOTAL, "api" => "stockx").increment(1);
                     throttled += 1;
-                    let wait = retry_after(&response).unwrap_or_else(|| backoff(throttled));
+                    let wait =
+                        http_retry::retry_after(response.headers(), OffsetDateTime::now_utc())
+                            .unwrap_or_else(|| THROTTLE_BACKOFF.delay(throttled - 1));
                     self.pause_until(Instant::now() + wait);
                     tracing::warn!(
                         endpoint = route,
@@ -563,25 +573,6 @@ fn record(api: &'static str, endpoint: &'static str, status: &str, started: Inst
         .increment(1);
     metrics::histogram!(m::API_REQUEST_DURATION_SECONDS, "api" => api, "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
-}
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(3600.0)))
-}
-
-/// 1 s, 2 s, 4 s ... with ±20 % jitter, when StockX sends no Retry-After.
-fn backoff(attempt: u32) -> Duration {
-    let base = 2f64.powi(attempt.saturating_sub(1).min(6) as i32);
-    Duration::from_secs_f64(base * rand::rng().random_range(0.8..1.2))
 }
 
 /// The cool-down after `in_a_row` blocks in a row: `first`, doubled each time, at most 30 min.

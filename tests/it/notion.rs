@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use stockx_sync::notion::api::{
-    NotionClient, NotionConfig, NotionError, NotionRecord, QueryEndpoint, QueryTarget,
+use stockx_sync::notion::client::{
+    NotionClient, NotionConfig, NotionError, QueryEndpoint, QueryTarget,
 };
-use stockx_sync::notion::export::{read_export, write_sample_export, ExportError, ExportTable};
+use stockx_sync::notion::export::{read_export, ExportError, ExportTable};
 use stockx_sync::notion::mapping::{
     check_columns, duplicate_order_numbers, map_row, Mapped, Mapping, MappingError, RecordSource,
     SaleRecord,
 };
+use stockx_sync::notion::query::NotionRecord;
+use stockx_sync::sandbox::notion_export::write_sample_export;
 use time::macros::{date, datetime};
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
