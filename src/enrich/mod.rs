@@ -1,4 +1,6 @@
 //! What a job does to a row: look the sale up on StockX, store what StockX says, and check it.
+//! This module orchestrates; it reads and writes rows only through the sales store
+//! (`crate::sales`) and the findings only through `validate::store`.
 //!
 //! - **order job** (`platforms.stockx_orders`): fetch the seller's order by number; store its
 //!   status, sale price, payout, adjustments and currency; take product and variant IDs from it
@@ -11,8 +13,11 @@
 //!   price and date are part of them.
 //!
 //! Without StockX credentials a job only validates, and orders stay `pending` until a worker
-//! with credentials runs (it enqueues what is still pending at start). Every job's writes are one
-//! transaction and idempotent: running a job twice leaves the same rows.
+//! with credentials runs (it enqueues what is still pending at start). A job's writes are one
+//! transaction, with two exceptions written on their own: the answer of a SKU lookup (stored at
+//! once, so that the jobs waiting for it reuse it) and an order's `failed` status (written when
+//! the job gives up, outside the transaction it rolls back). Every write is idempotent:
+//! running a job twice leaves the same rows.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -20,6 +20,21 @@ pub struct CheckResult {
     pub examples: Vec<String>,
 }
 
+/// The failing orders (`o`, with its inventory item `i`) of a check, by sale date:
+/// `$condition` says which fail.
+macro_rules! failing_orders {
+    ($condition:expr) => {
+        concat!(
+            "SELECT o.stockx_order_number AS example FROM platforms.stockx_orders o
+             JOIN platforms.stockx_listings l ON l.id = o.listing_id
+             JOIN products.inventory i ON i.id = l.inventory_id
+             WHERE ",
+            $condition,
+            " ORDER BY o.sold_at, o.stockx_order_number"
+        )
+    };
+}
+
 struct Check {
     name: &'static str,
     description: &'static str,
@@ -45,33 +60,25 @@ const CHECKS: &[Check] = &[
         name: "profit_mismatch",
         description: "orders whose profit differs from net proceeds minus purchase price",
         tolerance: Some(PROFIT_TOLERANCE),
-        sql: "SELECT o.stockx_order_number AS example FROM platforms.stockx_orders o
-              JOIN platforms.stockx_listings l ON l.id = o.listing_id
-              JOIN products.inventory i ON i.id = l.inventory_id
-              WHERE o.net_profit IS NOT NULL
-                AND abs(o.net_profit - (o.net_proceeds - i.purchase_price)) > $1
-              ORDER BY o.sold_at, o.stockx_order_number",
+        sql: failing_orders!(
+            "o.net_profit IS NOT NULL
+             AND abs(o.net_profit - (o.net_proceeds - i.purchase_price)) > $1"
+        ),
     },
     Check {
         name: "roi_mismatch",
         description: "orders whose ROI differs from profit / purchase price",
         tolerance: Some(ROI_TOLERANCE),
-        sql: "SELECT o.stockx_order_number AS example FROM platforms.stockx_orders o
-              JOIN platforms.stockx_listings l ON l.id = o.listing_id
-              JOIN products.inventory i ON i.id = l.inventory_id
-              WHERE o.roi IS NOT NULL AND o.net_profit IS NOT NULL AND i.purchase_price > 0
-                AND abs(o.roi - o.net_profit / i.purchase_price) > $1
-              ORDER BY o.sold_at, o.stockx_order_number",
+        sql: failing_orders!(
+            "o.roi IS NOT NULL AND o.net_profit IS NOT NULL AND i.purchase_price > 0
+             AND abs(o.roi - o.net_profit / i.purchase_price) > $1"
+        ),
     },
     Check {
         name: "sale_before_purchase",
         description: "orders sold before the item was bought",
         tolerance: None,
-        sql: "SELECT o.stockx_order_number AS example FROM platforms.stockx_orders o
-              JOIN platforms.stockx_listings l ON l.id = o.listing_id
-              JOIN products.inventory i ON i.id = l.inventory_id
-              WHERE i.purchase_date IS NOT NULL AND o.sold_at < i.purchase_date
-              ORDER BY o.sold_at, o.stockx_order_number",
+        sql: failing_orders!("i.purchase_date IS NOT NULL AND o.sold_at < i.purchase_date"),
     },
     Check {
         name: "pending_enrichment_over_24h",

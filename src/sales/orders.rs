@@ -1,7 +1,7 @@
 //! StockX orders (`platforms.stockx_orders`, through their listing to the inventory item): read
 //! with the facts the sale rules need, written with what StockX says about them.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::stockx::DetailedOrder;
@@ -75,10 +75,7 @@ const ORDER_SELECT: &str = "SELECT o.id, o.stockx_order_number AS order_number, 
      JOIN products.inventory i ON i.id = l.inventory_id";
 
 pub async fn load_order(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE o.id = $1"))
-        .bind(order_id)
-        .fetch_optional(pool)
-        .await
+    load_order_where(pool, "o.id = $1", order_id).await
 }
 
 /// The order an inventory item was sold in, read in the caller's transaction (which has just
@@ -87,9 +84,17 @@ pub async fn load_order_for_inventory(
     conn: &mut PgConnection,
     inventory_id: Uuid,
 ) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE i.id = $1"))
-        .bind(inventory_id)
-        .fetch_optional(conn)
+    load_order_where(conn, "i.id = $1", inventory_id).await
+}
+
+async fn load_order_where(
+    executor: impl PgExecutor<'_>,
+    condition: &str,
+    id: Uuid,
+) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE {condition}"))
+        .bind(id)
+        .fetch_optional(executor)
         .await
 }
 
