@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -22,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::Settings;
-use crate::queue::{Job, JobHandler, JobKind, JobResult};
+use crate::queue::{self, Job, JobHandler, JobKind, JobResult, JobState};
+use crate::sales::{self, SaleEntry};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -173,18 +175,14 @@ pub async fn run_queue_bench(
     settings.http.addr.set_port(0);
 
     // Burn-down.
-    sqlx::query(
-        "INSERT INTO integration.enrichment_jobs (kind, entity_id)
-         SELECT 'inventory', gen_random_uuid() FROM generate_series(1, $1)",
-    )
-    .bind(options.jobs as i64)
-    .execute(pool)
-    .await?;
-    sqlx::query("VACUUM ANALYZE integration.enrichment_jobs")
-        .execute(pool)
-        .await?;
+    queue::insert_placeholder_jobs(pool, JobKind::Inventory, options.jobs).await?;
+    queue::vacuum_analyze(pool).await?;
     let shutdown = CancellationToken::new();
     let app = App::build_with_handler(&settings, pool.clone(), handler.clone()).await?;
+    let unfinished: Vec<JobState> = JobState::ALL
+        .into_iter()
+        .filter(|s| *s != JobState::Completed)
+        .collect();
     let start = Instant::now();
     let worker_task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     loop {
@@ -192,11 +190,7 @@ pub async fn run_queue_bench(
         if handler.done.load(Ordering::Relaxed) < options.jobs {
             continue;
         }
-        let left: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM integration.enrichment_jobs WHERE state <> 'completed'",
-        )
-        .fetch_one(pool)
-        .await?;
+        let left = queue::count_jobs(pool, &unfinished).await?;
         if left == 0 {
             break;
         }
@@ -208,15 +202,27 @@ pub async fn run_queue_bench(
     while started_orders.try_recv().is_ok() {}
     let mut latencies = Vec::with_capacity(options.latency_samples);
     let mut after_commit = Vec::with_capacity(options.latency_samples);
+    let sale = SaleEntry {
+        order_number: "",
+        sku: "DD1391-100",
+        size: "10",
+        supplier: "Bench Supplier",
+        purchase_price: Decimal::from(100),
+        purchase_date: None,
+        sale_price: None,
+        net_proceeds: Decimal::from(130),
+        profit: None,
+        sold_at: time::macros::date!(2024 - 01 - 01),
+    };
     for i in 0..options.latency_samples {
         let before = Instant::now();
-        sqlx::query(
-            "INSERT INTO platforms.stockx_sale_entry
-               (stockx_order_number, sku, size, supplier, purchase_price, net_proceeds, sold_at)
-             VALUES ($1, 'DD1391-100', '10', 'Bench Supplier', 100, 130, '2024-01-01')",
+        sales::enter_sale(
+            pool,
+            &SaleEntry {
+                order_number: &format!("BENCH-{i}"),
+                ..sale.clone()
+            },
         )
-        .bind(format!("BENCH-{i}"))
-        .execute(pool)
         .await?;
         let committed = Instant::now();
         let started = tokio::time::timeout(Duration::from_secs(5), started_orders.recv())

@@ -13,10 +13,16 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use time::macros::format_description;
+use time::Date;
+
 use crate::app::App;
 use crate::config::Settings;
 use crate::db::Database;
+use crate::queue::{self, JobState};
+use crate::sales::{self, SaleEntry};
 use crate::sandbox::{self, SandboxOptions};
+use crate::validate::store::open_warnings;
 
 const DEMO_DB: &str = "stockx_sync_demo";
 
@@ -60,12 +66,7 @@ pub async fn run(
 
     let started = Instant::now();
     let finished = loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM integration.enrichment_jobs
-             WHERE state IN ('available', 'running', 'retryable')",
-        )
-        .fetch_one(&pool)
-        .await?;
+        let open = queue::count_jobs(&pool, &JobState::OPEN).await?;
         if open == 0 {
             break true;
         }
@@ -129,7 +130,7 @@ async fn enter_sales(pool: &PgPool) -> anyhow::Result<Vec<String>> {
         } else {
             sale.payout
         };
-        insert_sale(
+        enter(
             pool,
             sale.order_number,
             sale.sku,
@@ -151,7 +152,7 @@ async fn enter_sales(pool: &PgPool) -> anyhow::Result<Vec<String>> {
             sale.order_number, sale.sku, sale.size,
         ));
     }
-    insert_sale(
+    enter(
         pool,
         "399000001-398900002",
         "ZZ9999-999",
@@ -167,80 +168,64 @@ async fn enter_sales(pool: &PgPool) -> anyhow::Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Enters a sale bought 20 days before it sold, whose sale price is its net proceeds.
 #[allow(clippy::too_many_arguments)]
-async fn insert_sale(
+async fn enter(
     pool: &PgPool,
-    order: &str,
+    order_number: &str,
     sku: &str,
     size: &str,
     supplier: &str,
-    purchase: Decimal,
+    purchase_price: Decimal,
     net: Decimal,
     profit: Option<Decimal>,
     sold_at: &str,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO platforms.stockx_sale_entry
-           (stockx_order_number, sku, size, supplier, purchase_price, purchase_date,
-            sale_price, net_proceeds, profit, sold_at)
-         VALUES ($1, $2, $3, $4, $5, $6::date - 20, $7, $7, $8, $6::date)",
+    let sold_at = Date::parse(sold_at, format_description!("[year]-[month]-[day]"))?;
+    sales::enter_sale(
+        pool,
+        &SaleEntry {
+            order_number,
+            sku,
+            size,
+            supplier,
+            purchase_price,
+            purchase_date: Some(sold_at - time::Duration::days(20)),
+            sale_price: Some(net),
+            net_proceeds: net,
+            profit,
+            sold_at,
+        },
     )
-    .bind(order)
-    .bind(sku)
-    .bind(size)
-    .bind(supplier)
-    .bind(purchase)
-    .bind(sold_at)
-    .bind(net)
-    .bind(profit)
-    .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Order, SKU, enrichment status, StockX status, payout, product name.
-type ResultRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<Decimal>,
-    Option<String>,
-);
-
 async fn print_results(pool: &PgPool) -> anyhow::Result<()> {
-    let rows: Vec<ResultRow> = sqlx::query_as(
-        "SELECT o.stockx_order_number, p.sku, o.enrichment_status, o.stockx_status,
-                    o.stockx_total_payout, p.name
-             FROM platforms.stockx_orders o
-             JOIN platforms.stockx_listings l ON l.id = o.listing_id
-             JOIN products.inventory i ON i.id = l.inventory_id
-             JOIN products.products p ON p.id = i.product_id
-             ORDER BY o.sold_at",
-    )
-    .fetch_all(pool)
-    .await?;
-    for (order, sku, status, stockx_status, payout, name) in rows {
+    for sale in sales::sale_summaries(pool).await? {
         println!(
-            "   {order:<22} {sku:<11} {status:<9} {:<16} payout {:<7} {}",
-            stockx_status.unwrap_or_else(|| "-".into()),
-            payout.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            name.unwrap_or_else(|| "(not in the StockX catalog)".into())
+            "   {:<22} {:<11} {:<9} {:<16} payout {:<7} {}",
+            sale.order_number,
+            sale.sku,
+            sale.enrichment_status,
+            sale.stockx_status.unwrap_or_else(|| "-".into()),
+            sale.stockx_total_payout
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            sale.product_name
+                .unwrap_or_else(|| "(not in the StockX catalog)".into())
         );
     }
-    let suppliers: i64 = sqlx::query_scalar("SELECT count(*) FROM products.suppliers")
-        .fetch_one(pool)
-        .await?;
+    let suppliers = sales::supplier_count(pool).await?;
     println!("   {suppliers} suppliers (\"Nike Store\" and \"  nike store \" are one)");
-    let warnings: Vec<(String, Option<String>, String)> = sqlx::query_as(
-        "SELECT rule, stockx_order_number, message FROM integration.validation_warnings
-         WHERE resolved_at IS NULL ORDER BY rule, stockx_order_number",
-    )
-    .fetch_all(pool)
-    .await?;
     println!("   validation warnings:");
-    for (rule, order, message) in warnings {
-        println!("   - {rule} [{}]: {message}", order.unwrap_or_default());
+    for warning in open_warnings(pool).await? {
+        println!(
+            "   - {} [{}]: {}",
+            warning.rule,
+            warning.stockx_order_number.unwrap_or_default(),
+            warning.message
+        );
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 use sqlx::PgPool;
-use time::OffsetDateTime;
+
+use crate::queue::{self, FailedJob, StateCount, WaitingJob};
+use crate::validate::store::{open_warnings_by_rule, RuleCount};
 
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
@@ -15,77 +17,15 @@ pub struct StatusReport {
     pub warnings: Vec<RuleCount>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct StateCount {
-    pub state: String,
-    pub jobs: i64,
-}
-
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct WaitingJob {
-    pub id: i64,
-    pub kind: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    pub age_seconds: f64,
-}
-
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct FailedJob {
-    pub id: i64,
-    pub kind: String,
-    pub entity_id: uuid::Uuid,
-    pub attempt: i16,
-    #[serde(with = "time::serde::rfc3339")]
-    pub finished_at: OffsetDateTime,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct RuleCount {
-    pub rule: String,
-    pub open: i64,
-}
-
-pub const STATES: [&str; 5] = ["available", "running", "retryable", "completed", "failed"];
+/// Failed jobs shown.
+const RECENT_FAILURES: i64 = 10;
 
 pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
-    let queue = sqlx::query_as::<_, StateCount>(
-        "SELECT s.state, count(j.id) AS jobs
-         FROM unnest($1::text[]) WITH ORDINALITY AS s(state, n)
-         LEFT JOIN integration.enrichment_jobs j ON j.state = s.state
-         GROUP BY s.state, s.n ORDER BY s.n",
-    )
-    .bind(&STATES[..])
-    .fetch_all(pool)
-    .await?;
-    let oldest_waiting = sqlx::query_as::<_, WaitingJob>(
-        "SELECT id, kind, created_at,
-                extract(epoch FROM clock_timestamp() - created_at)::float8 AS age_seconds
-         FROM integration.enrichment_jobs
-         WHERE state IN ('available', 'retryable')
-         ORDER BY created_at, id LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await?;
-    let recent_failures = sqlx::query_as::<_, FailedJob>(
-        "SELECT id, kind, entity_id, attempt, finished_at, last_error
-         FROM integration.enrichment_jobs WHERE state = 'failed'
-         ORDER BY finished_at DESC, id DESC LIMIT 10",
-    )
-    .fetch_all(pool)
-    .await?;
-    let warnings = sqlx::query_as::<_, RuleCount>(
-        "SELECT rule, count(*) AS open FROM integration.validation_warnings
-         WHERE resolved_at IS NULL GROUP BY rule ORDER BY rule",
-    )
-    .fetch_all(pool)
-    .await?;
     Ok(StatusReport {
-        queue,
-        oldest_waiting,
-        recent_failures,
-        warnings,
+        queue: queue::count_by_state(pool).await?,
+        oldest_waiting: queue::oldest_waiting_job(pool).await?,
+        recent_failures: queue::recent_failures(pool, RECENT_FAILURES).await?,
+        warnings: open_warnings_by_rule(pool).await?,
     })
 }
 

@@ -1,4 +1,6 @@
 //! What a job does to a row: look the sale up on StockX, store what StockX says, and check it.
+//! This module orchestrates; it reads and writes rows only through the sales store
+//! (`crate::sales`) and the findings only through `validate::store`.
 //!
 //! - **order job** (`platforms.stockx_orders`): fetch the seller's order by number; store its
 //!   status, sale price, payout, adjustments and currency; take product and variant IDs from it
@@ -11,8 +13,11 @@
 //!   price and date are part of them.
 //!
 //! Without StockX credentials a job only validates, and orders stay `pending` until a worker
-//! with credentials runs (it enqueues what is still pending at start). Every job's writes are one
-//! transaction and idempotent: running a job twice leaves the same rows.
+//! with credentials runs (it enqueues what is still pending at start). A job's writes are one
+//! transaction, with two exceptions written on their own: the answer of a SKU lookup (stored at
+//! once, so that the jobs waiting for it reuse it) and an order's `failed` status (written when
+//! the job gives up, outside the transaction it rolls back). Every write is idempotent:
+//! running a job twice leaves the same rows.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,14 +25,15 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::queue::{Health, JobHandler, JobResult};
 use crate::queue::{Job, JobKind};
-use crate::stockx::{self, MarketData, Product, StockxClient, StockxError, Variant};
+use crate::sales::{self, InventoryRow, ProductLookup, VariantWrite};
+use crate::stockx::{self, MarketData, StockxClient, StockxError, Variant};
 use crate::validate::store::{count_new_findings, record_findings, Subject};
-use crate::validate::{self, Finding, Rule, SaleFacts};
+use crate::validate::{self, Finding, Rule};
 
 /// How long market data fetched for one product is reused for its other sizes.
 const MARKET_DATA_TTL: Duration = Duration::from_secs(600);
@@ -118,7 +124,7 @@ impl Enricher {
         order_id: Uuid,
         last_attempt: bool,
     ) -> Result<JobReport, EnrichError> {
-        let Some(row) = load_order(&self.pool, order_id).await? else {
+        let Some(row) = sales::load_order(&self.pool, order_id).await? else {
             return Ok(gone("order"));
         };
         let mut report = JobReport::default();
@@ -150,15 +156,7 @@ impl Enricher {
                     report.outcome = "enriched".into();
                 }
                 Ok(None) => {
-                    sqlx::query(
-                        "UPDATE platforms.stockx_orders
-                         SET enrichment_status = 'not_found', enrichment_error = NULL,
-                             enriched_at = now()
-                         WHERE id = $1",
-                    )
-                    .bind(order_id)
-                    .execute(&mut *tx)
-                    .await?;
+                    sales::mark_order_not_found(&mut tx, order_id).await?;
                     report
                         .changes
                         .push("StockX does not know this order".into());
@@ -168,7 +166,7 @@ impl Enricher {
                     self.note_credentials(&error);
                     // Refused credentials are ours to fix, not the order's fault: it stays pending.
                     if !error.is_credentials_refused() && (last_attempt || !error.is_transient()) {
-                        mark_order_failed(&self.pool, order_id, &error.to_string()).await?;
+                        sales::mark_order_failed(&self.pool, order_id, &error.to_string()).await?;
                     }
                     return Err(error.into());
                 }
@@ -187,7 +185,7 @@ impl Enricher {
     }
 
     async fn enrich_inventory(&self, inventory_id: Uuid) -> Result<JobReport, EnrichError> {
-        let Some(item) = load_inventory(&self.pool, inventory_id).await? else {
+        let Some(item) = sales::load_inventory(&self.pool, inventory_id).await? else {
             return Ok(gone("inventory item"));
         };
         let mut report = JobReport {
@@ -249,23 +247,13 @@ impl Enricher {
 
         let mut tx = self.pool.begin().await?;
         if let Some(variant_id) = &variant_id {
-            let changed = sqlx::query(
-                "UPDATE products.inventory SET stockx_variant_id = $2
-                 WHERE id = $1 AND stockx_variant_id IS DISTINCT FROM $2",
-            )
-            .bind(inventory_id)
-            .bind(variant_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed > 0 {
-                report
-                    .changes
-                    .push(format!("stockx_variant_id = {variant_id}"));
-            }
+            let changed =
+                sales::set_variant_id(&mut tx, inventory_id, variant_id, VariantWrite::Replace)
+                    .await?;
+            report.note_id(changed, "stockx_variant_id", variant_id);
             if let Some((product_id, data)) = &market {
                 if let Some(md) = data.iter().find(|m| &m.variant_id == variant_id) {
-                    store_market_data(&mut tx, item.product_id, product_id, md).await?;
+                    sales::store_market_data(&mut tx, item.product_id, product_id, md).await?;
                     report.changes.push(format!(
                         "market data {}: lowest ask {}, highest bid {}",
                         md.currency_code.as_deref().unwrap_or(&self.currency),
@@ -284,7 +272,7 @@ impl Enricher {
             record_findings(&mut tx, subject, &inventory_checked, &inventory_findings).await?;
         let mut all_findings = inventory_findings;
         // The purchase price and date are part of the sale's rules: check the order again.
-        if let Some(order) = load_order_for_inventory(&mut tx, inventory_id).await? {
+        if let Some(order) = sales::load_order_for_inventory(&mut tx, inventory_id).await? {
             let findings = validate::check_sale(&order.facts);
             let subject = Subject {
                 entity_type: "order",
@@ -306,29 +294,28 @@ impl Enricher {
         client: &StockxClient,
         item: &InventoryRow,
     ) -> Result<Option<String>, StockxError> {
-        if item.lookup_status.as_deref() == Some("not_found") {
+        if item.lookup.is_not_found() {
             return Ok(None);
         }
-        if let Some(id) = &item.stockx_product_id {
+        if let Some(id) = &item.lookup.stockx_product_id {
             return Ok(Some(id.clone()));
         }
         let lock = self.key_lock(&format!("sku:{}", item.sku));
         let _guard = lock.lock().await;
         // Another job may have resolved it while we waited.
-        let known: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT stockx_product_id, stockx_lookup_status FROM products.products WHERE id = $1",
-        )
-        .bind(item.product_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| StockxError::Internal(e.to_string()))?;
+        let known = sales::product_lookup(&self.pool, item.product_id)
+            .await
+            .map_err(|e| StockxError::Internal(e.to_string()))?;
         match known {
-            Some((Some(id), _)) => return Ok(Some(id)),
-            Some((None, Some(status))) if status == "not_found" => return Ok(None),
+            Some(ProductLookup {
+                stockx_product_id: Some(id),
+                ..
+            }) => return Ok(Some(id)),
+            Some(lookup) if lookup.is_not_found() => return Ok(None),
             _ => {}
         }
         let product = client.search_product_by_sku(&item.sku).await?;
-        store_product(&self.pool, item.product_id, product.as_ref())
+        sales::store_product(&self.pool, item.product_id, product.as_ref())
             .await
             .map_err(|e| StockxError::Internal(e.to_string()))?;
         Ok(product.map(|p| p.product_id))
@@ -446,6 +433,50 @@ fn outcome_label(outcome: &str) -> &'static str {
     }
 }
 
+impl JobReport {
+    /// Notes a StockX ID written to a row, when the write changed it.
+    fn note_id(&mut self, changed: bool, column: &str, id: &str) {
+        if changed {
+            self.changes.push(format!("{column} = {id}"));
+        }
+    }
+}
+
+/// Stores what StockX says of an order, and fills the product and variant IDs it carries
+/// where the catalog has not given them yet.
+async fn store_order(
+    conn: &mut sqlx::PgConnection,
+    row: &sales::OrderRow,
+    order: &stockx::DetailedOrder,
+    report: &mut JobReport,
+) -> Result<(), sqlx::Error> {
+    sales::store_stockx_order(conn, row.id, order).await?;
+    let payout = order.payout.as_ref();
+    report.changes.push(format!(
+        "StockX status {}, payout {} {}",
+        order.status,
+        show(payout.and_then(|p| p.total_payout)),
+        payout
+            .and_then(|p| p.currency_code.clone())
+            .unwrap_or_default()
+    ));
+    if let Some(product) = &order.product {
+        let filled = sales::fill_product_id(conn, row.product_id, &product.product_id).await?;
+        report.note_id(filled, "stockx_product_id", &product.product_id);
+    }
+    if let Some(variant) = &order.variant {
+        let filled = sales::set_variant_id(
+            conn,
+            row.inventory_id,
+            &variant.variant_id,
+            VariantWrite::IfUnknown,
+        )
+        .await?;
+        report.note_id(filled, "stockx_variant_id", &variant.variant_id);
+    }
+    Ok(())
+}
+
 fn gone(what: &str) -> JobReport {
     JobReport {
         outcome: "not_found".into(),
@@ -460,280 +491,4 @@ fn describe(finding: &Finding) -> String {
 
 fn show(amount: Option<Decimal>) -> String {
     amount.map_or_else(|| "-".to_string(), |a| a.to_string())
-}
-
-/// An order with what its rules need.
-pub struct OrderRow {
-    pub id: Uuid,
-    pub order_number: String,
-    pub currency: String,
-    pub inventory_id: Uuid,
-    pub product_id: Uuid,
-    pub facts: SaleFacts,
-}
-
-type OrderTuple = (
-    Uuid,
-    String,
-    String,
-    Uuid,
-    Uuid,
-    Decimal,
-    Option<time::Date>,
-    Option<Decimal>,
-    Decimal,
-    Option<Decimal>,
-    Option<Decimal>,
-    time::Date,
-    Option<time::Date>,
-);
-
-const ORDER_SELECT: &str = "SELECT o.id, o.stockx_order_number, o.currency, i.id, i.product_id,
-        i.purchase_price, i.purchase_date, o.sale_price, o.net_proceeds, o.net_profit, o.roi,
-        o.sold_at, o.delivered_at
-     FROM platforms.stockx_orders o
-     JOIN platforms.stockx_listings l ON l.id = o.listing_id
-     JOIN products.inventory i ON i.id = l.inventory_id";
-
-fn order_row(t: OrderTuple) -> OrderRow {
-    OrderRow {
-        id: t.0,
-        order_number: t.1,
-        currency: t.2,
-        inventory_id: t.3,
-        product_id: t.4,
-        facts: SaleFacts {
-            purchase_price: t.5,
-            purchase_date: t.6,
-            sale_price: t.7,
-            net_proceeds: t.8,
-            profit: t.9,
-            roi: t.10,
-            sold_at: t.11,
-            delivered_at: t.12,
-        },
-    }
-}
-
-async fn load_order(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
-    let row: Option<OrderTuple> = sqlx::query_as(&format!("{ORDER_SELECT} WHERE o.id = $1"))
-        .bind(order_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(order_row))
-}
-
-async fn load_order_for_inventory(
-    conn: &mut PgConnection,
-    inventory_id: Uuid,
-) -> Result<Option<OrderRow>, sqlx::Error> {
-    let row: Option<OrderTuple> = sqlx::query_as(&format!("{ORDER_SELECT} WHERE i.id = $1"))
-        .bind(inventory_id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(order_row))
-}
-
-type InventoryTuple = (
-    Uuid,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-);
-
-struct InventoryRow {
-    product_id: Uuid,
-    sku: String,
-    stockx_product_id: Option<String>,
-    lookup_status: Option<String>,
-    size: String,
-    region: String,
-    order_number: Option<String>,
-}
-
-async fn load_inventory(
-    pool: &PgPool,
-    inventory_id: Uuid,
-) -> Result<Option<InventoryRow>, sqlx::Error> {
-    let row: Option<InventoryTuple> = sqlx::query_as(
-        "SELECT p.id, p.sku, p.stockx_product_id, p.stockx_lookup_status, s.value, s.region,
-                    coalesce(o.stockx_order_number, i.external_ids->>'stockx_order_number')
-             FROM products.inventory i
-             JOIN products.products p ON p.id = i.product_id
-             JOIN products.sizes s ON s.id = i.size_id
-             LEFT JOIN platforms.stockx_listings l ON l.inventory_id = i.id
-             LEFT JOIN platforms.stockx_orders o ON o.listing_id = l.id
-             WHERE i.id = $1",
-    )
-    .bind(inventory_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|r| InventoryRow {
-        product_id: r.0,
-        sku: r.1,
-        stockx_product_id: r.2,
-        lookup_status: r.3,
-        size: r.4,
-        region: r.5,
-        order_number: r.6,
-    }))
-}
-
-async fn store_product(
-    pool: &PgPool,
-    product_id: Uuid,
-    product: Option<&Product>,
-) -> Result<(), sqlx::Error> {
-    match product {
-        None => {
-            sqlx::query(
-                "UPDATE products.products SET stockx_lookup_status = 'not_found' WHERE id = $1",
-            )
-            .bind(product_id)
-            .execute(pool)
-            .await?;
-        }
-        Some(p) => {
-            let attrs = p.product_attributes.as_ref();
-            sqlx::query(
-                "UPDATE products.products
-                 SET stockx_product_id = $2, stockx_url_key = $3,
-                     name = coalesce($4, name), brand = coalesce($5, brand),
-                     colorway = coalesce($6, colorway), retail_price = coalesce($7, retail_price),
-                     release_date = coalesce($8, release_date),
-                     stockx_lookup_status = 'found', enriched_at = now()
-                 WHERE id = $1",
-            )
-            .bind(product_id)
-            .bind(&p.product_id)
-            .bind(&p.url_key)
-            .bind(&p.title)
-            .bind(&p.brand)
-            .bind(attrs.and_then(|a| a.colorway.clone()))
-            .bind(attrs.and_then(|a| a.retail_price))
-            .bind(attrs.and_then(|a| a.release_date))
-            .execute(pool)
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn store_order(
-    conn: &mut PgConnection,
-    row: &OrderRow,
-    order: &stockx::DetailedOrder,
-    report: &mut JobReport,
-) -> Result<(), sqlx::Error> {
-    let payout = order.payout.as_ref();
-    let adjustments = payout.map(|p| serde_json::to_value(&p.adjustments).unwrap_or_default());
-    sqlx::query(
-        "UPDATE platforms.stockx_orders
-         SET stockx_status = $2, stockx_sale_price = $3, stockx_total_payout = $4,
-             stockx_total_adjustments = $5, stockx_adjustments = $6, stockx_currency = $7,
-             stockx_product_id = $8, stockx_variant_id = $9,
-             enrichment_status = 'enriched', enrichment_error = NULL, enriched_at = now()
-         WHERE id = $1",
-    )
-    .bind(row.id)
-    .bind(&order.status)
-    .bind(payout.and_then(|p| p.sale_price).or(order.amount))
-    .bind(payout.and_then(|p| p.total_payout))
-    .bind(payout.and_then(|p| p.total_adjustments))
-    .bind(adjustments)
-    .bind(
-        payout
-            .and_then(|p| p.currency_code.clone())
-            .or(order.currency_code.clone()),
-    )
-    .bind(order.product.as_ref().map(|p| p.product_id.clone()))
-    .bind(order.variant.as_ref().map(|v| v.variant_id.clone()))
-    .execute(&mut *conn)
-    .await?;
-    report.changes.push(format!(
-        "StockX status {}, payout {} {}",
-        order.status,
-        show(payout.and_then(|p| p.total_payout)),
-        payout
-            .and_then(|p| p.currency_code.clone())
-            .unwrap_or_default()
-    ));
-    // The order carries the IDs: fill what the catalog has not given yet.
-    if let Some(product) = &order.product {
-        let n = sqlx::query(
-            "UPDATE products.products SET stockx_product_id = $2, stockx_lookup_status = 'found'
-             WHERE id = $1 AND stockx_product_id IS NULL",
-        )
-        .bind(row.product_id)
-        .bind(&product.product_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if n > 0 {
-            report
-                .changes
-                .push(format!("stockx_product_id = {}", product.product_id));
-        }
-    }
-    if let Some(variant) = &order.variant {
-        let n = sqlx::query(
-            "UPDATE products.inventory SET stockx_variant_id = $2
-             WHERE id = $1 AND stockx_variant_id IS NULL",
-        )
-        .bind(row.inventory_id)
-        .bind(&variant.variant_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if n > 0 {
-            report
-                .changes
-                .push(format!("stockx_variant_id = {}", variant.variant_id));
-        }
-    }
-    Ok(())
-}
-
-async fn mark_order_failed(pool: &PgPool, order_id: Uuid, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE platforms.stockx_orders SET enrichment_status = 'failed', enrichment_error = $2
-         WHERE id = $1",
-    )
-    .bind(order_id)
-    .bind(error)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-async fn store_market_data(
-    conn: &mut PgConnection,
-    product_id: Uuid,
-    stockx_product_id: &str,
-    md: &MarketData,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO platforms.marketplace_data
-             (product_id, stockx_product_id, stockx_variant_id, currency, lowest_ask, highest_bid,
-              sell_faster, earn_more, fetched_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-         ON CONFLICT (stockx_variant_id, currency) DO UPDATE
-         SET lowest_ask = EXCLUDED.lowest_ask, highest_bid = EXCLUDED.highest_bid,
-             sell_faster = EXCLUDED.sell_faster, earn_more = EXCLUDED.earn_more,
-             fetched_at = EXCLUDED.fetched_at",
-    )
-    .bind(product_id)
-    .bind(stockx_product_id)
-    .bind(&md.variant_id)
-    .bind(md.currency_code.as_deref().unwrap_or("EUR"))
-    .bind(md.lowest_ask_amount)
-    .bind(md.highest_bid_amount)
-    .bind(md.sell_faster_amount)
-    .bind(md.earn_more_amount)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -226,15 +226,10 @@ pub async fn import_records(
                 .iter()
                 .map(|(_, s, _)| s.stockx_order_number.trim().to_string())
                 .collect();
-            let existing: HashSet<String> = sqlx::query_scalar(
-                "SELECT stockx_order_number FROM platforms.stockx_orders
-                 WHERE stockx_order_number = ANY($1)",
-            )
-            .bind(&numbers)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect();
+            let existing: HashSet<String> = crate::sales::recorded_order_numbers(pool, &numbers)
+                .await?
+                .into_iter()
+                .collect();
             for number in numbers {
                 if existing.contains(&number) || !seen.insert(number.clone()) {
                     if options.update {

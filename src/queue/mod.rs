@@ -1,7 +1,8 @@
 //! The job queue's SQL: claim, complete, retry, release, heartbeat, rescue, prune.
 //!
-//! Every function is one short statement in its own transaction; no transaction stays open
-//! while a job runs. The table (`integration.enrichment_jobs`) is the truth, NOTIFY only wakes.
+//! This module is the only one that names the table. Each of its functions is one short
+//! statement in its own transaction, so the queue itself holds no transaction open while a job
+//! runs (what a job's handler does with its own transactions is the handler's business). The table (`integration.enrichment_jobs`) is the truth, NOTIFY only wakes.
 //! Writes that end a job are fenced by `locked_by`: a worker whose lease expired and whose job
 //! was rescued and claimed by another cannot overwrite the other's result.
 //!
@@ -12,7 +13,9 @@ pub mod worker;
 
 use std::time::Duration;
 
+use serde::Serialize;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use worker::{
@@ -42,6 +45,61 @@ impl JobKind {
             "inventory" => Some(JobKind::Inventory),
             _ => None,
         }
+    }
+}
+
+/// Where a job is in its life; the table's `state` column holds [`JobState::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for its first attempt (or given back without counting one).
+    Available,
+    /// Claimed by a worker whose lease has not ended.
+    Running,
+    /// Failed an attempt, waiting for the next one.
+    Retryable,
+    Completed,
+    /// Dead-lettered: attempts exhausted or a permanent error. `retry` brings it back.
+    Failed,
+}
+
+impl JobState {
+    /// Every state, in the order a job moves through them.
+    pub const ALL: [JobState; 5] = [
+        JobState::Available,
+        JobState::Running,
+        JobState::Retryable,
+        JobState::Completed,
+        JobState::Failed,
+    ];
+
+    /// The states of a job that has yet to finish. A row has at most one open job of a kind
+    /// (a partial unique index over these states).
+    pub const OPEN: [JobState; 3] = [JobState::Available, JobState::Running, JobState::Retryable];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Available => "available",
+            JobState::Running => "running",
+            JobState::Retryable => "retryable",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+
+    /// Whether a job in this state has yet to finish.
+    pub fn is_open(self) -> bool {
+        JobState::OPEN.contains(&self)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -181,7 +239,7 @@ pub async fn fail_attempt(
     .fetch_optional(pool)
     .await?;
     Ok(state.map(|s| {
-        if s == "retryable" {
+        if JobState::parse(&s) == Some(JobState::Retryable) {
             FailureFate::Retryable
         } else {
             FailureFate::Failed
@@ -324,38 +382,139 @@ pub async fn enqueue_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(added)
 }
 
+/// How many jobs are in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateCount {
+    pub state: JobState,
+    pub jobs: i64,
+}
+
+/// Jobs per state: every state of [`JobState::ALL`], in that order, zero included.
+pub async fn count_by_state(pool: &PgPool) -> Result<Vec<StateCount>, sqlx::Error> {
+    let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.state, count(j.id)
+         FROM unnest($1::text[]) WITH ORDINALITY AS s(state, n)
+         LEFT JOIN integration.enrichment_jobs j ON j.state = s.state
+         GROUP BY s.state, s.n ORDER BY s.n",
+    )
+    .bind(&names)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(state, jobs)| {
+            Some(StateCount {
+                state: JobState::parse(&state)?,
+                jobs,
+            })
+        })
+        .collect())
+}
+
+/// How many jobs are in any of `states`.
+pub async fn count_jobs(pool: &PgPool, states: &[JobState]) -> Result<i64, sqlx::Error> {
+    let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    sqlx::query_scalar("SELECT count(*) FROM integration.enrichment_jobs WHERE state = ANY($1)")
+        .bind(&names)
+        .fetch_one(pool)
+        .await
+}
+
+/// The job that has waited longest to run (due or not).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct WaitingJob {
+    pub id: i64,
+    pub kind: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Seconds since the job was created.
+    pub age_seconds: f64,
+}
+
+pub async fn oldest_waiting_job(pool: &PgPool) -> Result<Option<WaitingJob>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, created_at,
+                extract(epoch FROM clock_timestamp() - created_at)::float8 AS age_seconds
+         FROM integration.enrichment_jobs
+         WHERE state IN ('available', 'retryable')
+         ORDER BY created_at, id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// A dead-lettered job.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FailedJob {
+    pub id: i64,
+    pub kind: String,
+    pub entity_id: Uuid,
+    pub attempt: i16,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    pub last_error: Option<String>,
+}
+
+/// The last `limit` jobs that failed for good, newest first.
+pub async fn recent_failures(pool: &PgPool, limit: i64) -> Result<Vec<FailedJob>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, entity_id, attempt, finished_at, last_error
+         FROM integration.enrichment_jobs WHERE state = 'failed'
+         ORDER BY finished_at DESC, id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Numbers for the queue gauges.
 #[derive(Debug, Default, Clone)]
 pub struct QueueStats {
-    pub by_state: Vec<(String, i64)>,
+    pub by_state: Vec<StateCount>,
+    /// Seconds the longest-due job has waited past its `run_after`.
     pub oldest_available_age_seconds: f64,
-    pub orders_pending_over_24h: i64,
 }
 
 pub async fn queue_stats(pool: &PgPool) -> Result<QueueStats, sqlx::Error> {
-    let by_state: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT s.state, count(j.id)
-         FROM unnest(ARRAY['available', 'running', 'retryable', 'completed', 'failed']) AS s(state)
-         LEFT JOIN integration.enrichment_jobs j ON j.state = s.state
-         GROUP BY s.state",
-    )
-    .fetch_all(pool)
-    .await?;
-    let (oldest, pending): (f64, i64) = sqlx::query_as(
-        "SELECT coalesce((SELECT extract(epoch FROM clock_timestamp() - min(run_after))::float8
-                          FROM integration.enrichment_jobs
-                          WHERE state IN ('available', 'retryable')
-                            AND run_after <= clock_timestamp()), 0),
-                (SELECT count(*) FROM platforms.stockx_orders
-                 WHERE enrichment_status = 'pending' AND created_at < now() - interval '24 hours')",
+    let by_state = count_by_state(pool).await?;
+    let oldest: f64 = sqlx::query_scalar(
+        "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(run_after))::float8, 0)
+         FROM integration.enrichment_jobs
+         WHERE state IN ('available', 'retryable') AND run_after <= clock_timestamp()",
     )
     .fetch_one(pool)
     .await?;
     Ok(QueueStats {
         by_state,
         oldest_available_age_seconds: oldest.max(0.0),
-        orders_pending_over_24h: pending,
     })
+}
+
+/// Inserts `n` jobs of `kind` for rows that do not exist, for the benchmark (whose handler
+/// never reads the row).
+pub async fn insert_placeholder_jobs(
+    pool: &PgPool,
+    kind: JobKind,
+    n: u64,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "INSERT INTO integration.enrichment_jobs (kind, entity_id)
+         SELECT $1, gen_random_uuid() FROM generate_series(1, $2)",
+    )
+    .bind(kind.as_str())
+    .bind(n as i64)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// `VACUUM ANALYZE` of the jobs table: after a bulk insert, so that the planner knows its size.
+pub async fn vacuum_analyze(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("VACUUM ANALYZE integration.enrichment_jobs")
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// River's retry schedule: attempt⁴ seconds ± 10 % (1 s, 16 s, 81 s, ...), at least what the
@@ -374,6 +533,16 @@ pub fn retry_delay(attempt: i16, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_states_read_back_what_they_write() {
+        for state in JobState::ALL {
+            assert_eq!(JobState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(JobState::parse("done"), None);
+        let open: Vec<JobState> = JobState::ALL.into_iter().filter(|s| s.is_open()).collect();
+        assert_eq!(open, JobState::OPEN);
+    }
 
     #[test]
     fn backoff_grows_as_the_fourth_power_with_ten_percent_jitter() {

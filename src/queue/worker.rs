@@ -447,18 +447,22 @@ async fn run_keeper(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Sets the queue gauges from the table.
+/// Sets the queue gauges from the jobs table, and the stale-orders gauge from the sales store.
 pub async fn update_queue_gauges(pool: &PgPool) {
     match queue::queue_stats(pool).await {
         Ok(stats) => {
-            for (state, n) in stats.by_state {
-                metrics::gauge!(m::QUEUE_JOBS, "status" => state).set(n as f64);
+            for count in stats.by_state {
+                metrics::gauge!(m::QUEUE_JOBS, "status" => count.state.as_str())
+                    .set(count.jobs as f64);
             }
             metrics::gauge!(m::QUEUE_OLDEST_AVAILABLE_AGE_SECONDS)
                 .set(stats.oldest_available_age_seconds);
-            metrics::gauge!(m::ORDERS_PENDING_OVER_24H).set(stats.orders_pending_over_24h as f64);
         }
         Err(e) => tracing::warn!(error = %e, "could not read queue statistics"),
+    }
+    match crate::sales::count_orders_pending_over_24h(pool).await {
+        Ok(n) => metrics::gauge!(m::ORDERS_PENDING_OVER_24H).set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "could not count orders pending over 24 h"),
     }
 }
 

@@ -1,7 +1,32 @@
 //! The sales store: every statement on the `products` and `platforms` tables outside the
-//! migrations. Rows are read into named structs, never positional tuples, so that two columns of
-//! the same type cannot be swapped silently. Callers (`enrich`, the commands, the HTTP layer)
-//! say what they need; this module says how it is stored.
+//! migrations and the reporting views. Rows are read into named structs, never positional
+//! tuples, so that two columns of the same type cannot be swapped silently. Callers (`enrich`,
+//! the commands, the Notion import) say what they need; this module says how it is stored.
+//!
+//! - `orders`: StockX orders with the facts their rules need, and what StockX says of them.
+//! - `products`: the catalog side (products, inventory items, market data).
+//! - `entry`: sales entered through `platforms.stockx_sale_entry`, as Budibase enters them.
+//! - `checks`: the integrity checks `verify` runs over the whole database.
+//!
+//! Functions that must run inside the caller's transaction take `&mut PgConnection`; the rest
+//! take the pool.
+
+mod checks;
+mod entry;
+mod orders;
+mod products;
+
+pub use checks::{run_integrity_checks, CheckResult};
+pub use entry::{enter_sale, sale_summaries, supplier_count, SaleEntry, SaleSummary};
+pub use orders::{
+    count_orders_pending_over_24h, find_order, load_order, load_order_for_inventory,
+    mark_order_failed, mark_order_not_found, recorded_order_numbers, store_stockx_order, OrderRef,
+    OrderRow,
+};
+pub use products::{
+    fill_product_id, forget_product_not_found, load_inventory, product_lookup, set_variant_id,
+    store_market_data, store_product, InventoryRow, ProductLookup, VariantWrite,
+};
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -30,40 +55,4 @@ pub async fn pending_enrichment(pool: &PgPool) -> Result<PendingEnrichment, sqlx
     .fetch_all(pool)
     .await?;
     Ok(PendingEnrichment { orders, inventory })
-}
-
-/// An order and the rows it hangs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct OrderRef {
-    pub order_id: Uuid,
-    pub inventory_id: Uuid,
-    pub product_id: Uuid,
-}
-
-/// Finds an order by its StockX number (surrounding spaces ignored, as the entry table does).
-pub async fn find_order(
-    pool: &PgPool,
-    order_number: &str,
-) -> Result<Option<OrderRef>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT o.id AS order_id, l.inventory_id, l.product_id
-         FROM platforms.stockx_orders o
-         JOIN platforms.stockx_listings l ON l.id = o.listing_id
-         WHERE o.stockx_order_number = $1",
-    )
-    .bind(order_number.trim())
-    .fetch_optional(pool)
-    .await
-}
-
-/// Forgets that StockX did not know a product's SKU, so that the next lookup asks again.
-pub async fn forget_product_not_found(pool: &PgPool, product_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE products.products SET stockx_lookup_status = NULL
-         WHERE id = $1 AND stockx_lookup_status = 'not_found'",
-    )
-    .bind(product_id)
-    .execute(pool)
-    .await?;
-    Ok(())
 }

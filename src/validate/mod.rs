@@ -13,8 +13,8 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use time::Date;
 
-/// Rule codes as stored in `integration.validation_warnings.rule` (users and reports filter on
-/// them); the CHECK constraint on the table lists the same.
+/// Rule codes: what `integration.validation_warnings.rule` holds; the table's CHECK constraint
+/// lists the same codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
     ProfitMismatch,
@@ -71,8 +71,9 @@ pub struct Finding {
     pub details: serde_json::Value,
 }
 
-/// What the business recorded about one sale.
-#[derive(Debug, Clone)]
+/// What the business recorded about one sale. The sales store reads it with column names equal
+/// to the field names.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SaleFacts {
     pub purchase_price: Decimal,
     pub purchase_date: Option<Date>,
@@ -84,14 +85,17 @@ pub struct SaleFacts {
     pub delivered_at: Option<Date>,
 }
 
-/// Profit tolerance: one cent, so rounding to cents never warns. `verify` uses the same value.
+/// How far a recorded profit may be from net proceeds − purchase price: one cent. The one
+/// source of this tolerance (the `verify` checks bind it too).
 pub const PROFIT_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
-/// ROI tolerance: 0.1 percentage point. `verify` uses the same value.
+/// How far a recorded ROI may be from profit / purchase price: 0.001. The one source of this
+/// tolerance (the `verify` checks bind it too).
 pub const ROI_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 3);
 /// Payout tolerance: one cent.
 pub const PAYOUT_TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 
-/// Profit, ROI and sale-after-purchase, plus delivery after purchase and positive prices.
+/// The sale rules: profit, ROI and bought before sold, plus delivery after purchase and
+/// positive prices.
 pub fn check_sale(sale: &SaleFacts) -> Vec<Finding> {
     let mut findings = Vec::new();
     let expected_profit = sale.net_proceeds - sale.purchase_price;

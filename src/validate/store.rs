@@ -1,8 +1,10 @@
 //! Keeps `integration.validation_warnings` in step with the rules: one open row per (entity,
 //! rule) while the finding holds, `resolved_at` set once it no longer does. Re-running a check
-//! changes nothing; only findings that are new are counted in the metric.
+//! changes nothing; only findings that are new are counted in the metric. It is the one module
+//! that names the table; the commands read the open warnings through it.
 
-use sqlx::PgConnection;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Finding, Rule};
@@ -73,4 +75,39 @@ pub fn count_new_findings(new: &[Rule]) {
     for rule in new {
         metrics::counter!(m::VALIDATION_WARNINGS_TOTAL, "rule" => rule.code()).increment(1);
     }
+}
+
+/// How many warnings of one rule are open.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RuleCount {
+    pub rule: String,
+    pub open: i64,
+}
+
+/// Open warnings per rule, by rule.
+pub async fn open_warnings_by_rule(pool: &PgPool) -> Result<Vec<RuleCount>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT rule, count(*) AS open FROM integration.validation_warnings
+         WHERE resolved_at IS NULL GROUP BY rule ORDER BY rule",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// An open warning, as a person reads it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OpenWarning {
+    pub rule: String,
+    pub stockx_order_number: Option<String>,
+    pub message: String,
+}
+
+/// Every open warning, by rule and order number.
+pub async fn open_warnings(pool: &PgPool) -> Result<Vec<OpenWarning>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT rule, stockx_order_number, message FROM integration.validation_warnings
+         WHERE resolved_at IS NULL ORDER BY rule, stockx_order_number",
+    )
+    .fetch_all(pool)
+    .await
 }

@@ -1,0 +1,177 @@
+//! StockX orders (`platforms.stockx_orders`, through their listing to the inventory item): read
+//! with the facts the sale rules need, written with what StockX says about them.
+
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::stockx::DetailedOrder;
+use crate::validate::SaleFacts;
+
+/// The condition of an order still `pending` more than 24 hours after it was recorded (`o` is
+/// the order): one text for the gauge and the integrity check.
+macro_rules! pending_over_24h {
+    () => {
+        "o.enrichment_status = 'pending' AND o.created_at < now() - interval '24 hours'"
+    };
+}
+pub(super) use pending_over_24h;
+
+/// An order and the rows it hangs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct OrderRef {
+    pub order_id: Uuid,
+    pub inventory_id: Uuid,
+    pub product_id: Uuid,
+}
+
+/// Finds an order by its StockX number (surrounding spaces ignored, as the entry table does).
+pub async fn find_order(
+    pool: &PgPool,
+    order_number: &str,
+) -> Result<Option<OrderRef>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.id AS order_id, l.inventory_id, l.product_id
+         FROM platforms.stockx_orders o
+         JOIN platforms.stockx_listings l ON l.id = o.listing_id
+         WHERE o.stockx_order_number = $1",
+    )
+    .bind(order_number.trim())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Which of `numbers` are recorded already.
+pub async fn recorded_order_numbers(
+    pool: &PgPool,
+    numbers: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT stockx_order_number FROM platforms.stockx_orders
+         WHERE stockx_order_number = ANY($1)",
+    )
+    .bind(numbers)
+    .fetch_all(pool)
+    .await
+}
+
+/// An order with what its rules need.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub order_number: String,
+    pub currency: String,
+    pub inventory_id: Uuid,
+    pub product_id: Uuid,
+    #[sqlx(flatten)]
+    pub facts: SaleFacts,
+}
+
+/// Selects [`OrderRow`]s; the aliases are its field names (and [`SaleFacts`]'s).
+const ORDER_SELECT: &str = "SELECT o.id, o.stockx_order_number AS order_number, o.currency,
+        i.id AS inventory_id, i.product_id, i.purchase_price, i.purchase_date, o.sale_price,
+        o.net_proceeds, o.net_profit AS profit, o.roi, o.sold_at, o.delivered_at
+     FROM platforms.stockx_orders o
+     JOIN platforms.stockx_listings l ON l.id = o.listing_id
+     JOIN products.inventory i ON i.id = l.inventory_id";
+
+pub async fn load_order(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
+    load_order_where(pool, "o.id = $1", order_id).await
+}
+
+/// The order an inventory item was sold in, read in the caller's transaction (which has just
+/// written the item).
+pub async fn load_order_for_inventory(
+    conn: &mut PgConnection,
+    inventory_id: Uuid,
+) -> Result<Option<OrderRow>, sqlx::Error> {
+    load_order_where(conn, "i.id = $1", inventory_id).await
+}
+
+async fn load_order_where(
+    executor: impl PgExecutor<'_>,
+    condition: &str,
+    id: Uuid,
+) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{ORDER_SELECT} WHERE {condition}"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Stores what StockX says of an order (status, sale price, payout, adjustments, currency, its
+/// product and variant IDs) and marks it `enriched`.
+pub async fn store_stockx_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    order: &DetailedOrder,
+) -> Result<(), sqlx::Error> {
+    let payout = order.payout.as_ref();
+    let adjustments = payout.map(|p| serde_json::to_value(&p.adjustments).unwrap_or_default());
+    sqlx::query(
+        "UPDATE platforms.stockx_orders
+         SET stockx_status = $2, stockx_sale_price = $3, stockx_total_payout = $4,
+             stockx_total_adjustments = $5, stockx_adjustments = $6, stockx_currency = $7,
+             stockx_product_id = $8, stockx_variant_id = $9,
+             enrichment_status = 'enriched', enrichment_error = NULL, enriched_at = now()
+         WHERE id = $1",
+    )
+    .bind(order_id)
+    .bind(&order.status)
+    .bind(payout.and_then(|p| p.sale_price).or(order.amount))
+    .bind(payout.and_then(|p| p.total_payout))
+    .bind(payout.and_then(|p| p.total_adjustments))
+    .bind(adjustments)
+    .bind(
+        payout
+            .and_then(|p| p.currency_code.clone())
+            .or(order.currency_code.clone()),
+    )
+    .bind(order.product.as_ref().map(|p| p.product_id.clone()))
+    .bind(order.variant.as_ref().map(|v| v.variant_id.clone()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks an order StockX does not know: `not_found`, which is final (not a retry).
+pub async fn mark_order_not_found(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE platforms.stockx_orders
+         SET enrichment_status = 'not_found', enrichment_error = NULL, enriched_at = now()
+         WHERE id = $1",
+    )
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks an order whose enrichment failed for good, with the error kept for a person.
+pub async fn mark_order_failed(
+    pool: &PgPool,
+    order_id: Uuid,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE platforms.stockx_orders SET enrichment_status = 'failed', enrichment_error = $2
+         WHERE id = $1",
+    )
+    .bind(order_id)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Orders still `pending` more than 24 hours after they were recorded (a gauge).
+pub async fn count_orders_pending_over_24h(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(concat!(
+        "SELECT count(*) FROM platforms.stockx_orders o WHERE ",
+        pending_over_24h!()
+    ))
+    .fetch_one(pool)
+    .await
+}
