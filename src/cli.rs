@@ -29,7 +29,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply the embedded database migrations (idempotent; safe at every start).
+    /// Apply the embedded database migrations: the database owner's step (idempotent).
     Migrate,
     /// Run the enrichment worker and its HTTP server (metrics, health) until SIGINT/SIGTERM.
     Worker {
@@ -157,6 +157,11 @@ impl CliError {
         let usage = match self {
             CliError::Config(_) => true,
             CliError::Backfill(crate::backfill::BackfillError::Input(_)) => true,
+            CliError::Db(
+                DbError::SchemaBehind { .. }
+                | DbError::SchemaUnknown(_)
+                | DbError::MigrateDenied(_),
+            ) => true,
             CliError::Db(DbError::Embedded(e)) => {
                 !matches!(e, EmbeddedError::Command { .. } | EmbeddedError::Connect(_))
             }
@@ -269,7 +274,7 @@ async fn run_command(
     match command {
         Command::Sandbox { .. } => unreachable!("handled before the database is opened"),
         Command::Worker { poll_only } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             crate::run_worker::run(settings, database, *poll_only, stop).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -286,7 +291,7 @@ async fn run_command(
             force,
             json,
         } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let report =
                 crate::run_worker::sync_order(settings, database, order_number, *force).await?;
             print_report(&report, *json);
@@ -299,7 +304,7 @@ async fn run_command(
         Command::Backfill {
             source: BackfillSource::Notion(args),
         } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let options = crate::notion::import::ImportOptions {
                 dry_run: args.dry_run,
                 update: args.update,
@@ -327,7 +332,7 @@ async fn run_command(
             all_failed,
             job_ids,
         } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let ids = (!*all_failed).then_some(job_ids.as_slice());
             let n = crate::queue::retry_failed_jobs(pool, ids)
                 .await
@@ -358,7 +363,7 @@ async fn run_command(
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let report = crate::status::collect(pool).await.map_err(DbError::from)?;
             print_report(&report, *json);
             Ok(ExitCode::SUCCESS)
@@ -391,7 +396,7 @@ async fn run_command(
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let report = crate::verify::run_checks(pool)
                 .await
                 .map_err(DbError::from)?;
