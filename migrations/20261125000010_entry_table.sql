@@ -143,6 +143,11 @@ BEGIN
     IF cardinality(p_order_ids) IS NULL OR cardinality(p_order_ids) = 0 THEN
         RETURN;
     END IF;
+    -- Two transactions refreshing the same row (the worker's order and inventory jobs run at
+    -- once) must not overwrite each other with what each saw: the row lock makes the second
+    -- wait, and its next statement reads with a snapshot that includes the first's commit.
+    PERFORM 1 FROM platforms.stockx_sale_entry WHERE order_id = ANY (p_order_ids)
+        ORDER BY id FOR UPDATE;
     PERFORM set_config('stockx_sync.entry_refresh',
                        (SELECT key FROM integration.sale_entry_refresh_key LIMIT 1), true);
     UPDATE platforms.stockx_sale_entry e SET

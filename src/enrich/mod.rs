@@ -649,14 +649,18 @@ async fn store_order(
             .and_then(|p| p.currency_code.clone())
             .unwrap_or_default()
     ));
-    // The order carries the IDs: fill what the catalog has not given yet.
+    // The order carries the IDs and the title: fill what the catalog has not given yet (the
+    // inventory job skips the catalog once the product ID is known, so the title would
+    // otherwise stay empty).
     if let Some(product) = &order.product {
         let n = sqlx::query(
-            "UPDATE products.products SET stockx_product_id = $2, stockx_lookup_status = 'found'
+            "UPDATE products.products SET stockx_product_id = $2, stockx_lookup_status = 'found',
+                    name = coalesce(name, $3)
              WHERE id = $1 AND stockx_product_id IS NULL",
         )
         .bind(row.product_id)
         .bind(&product.product_id)
+        .bind(&product.product_name)
         .execute(&mut *conn)
         .await?
         .rows_affected();

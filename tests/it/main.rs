@@ -4,11 +4,13 @@ mod helpers;
 
 mod backfill;
 mod binary;
+mod budibase;
 mod cli;
 mod deploy;
 mod embedded;
 mod enrich;
 mod notion;
 mod reporting;
+mod roles;
 mod schema;
 mod worker;
