@@ -94,7 +94,11 @@ RETURNS TABLE (
     net_proceeds numeric, profit numeric, roi numeric, sold_at date, delivered_at date,
     notes text, enrichment_status text, stockx_title text, stockx_payout numeric,
     stockx_payout_currency text, open_warnings text, checked_at timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+-- PL/pgSQL rather than SQL: it keeps its plan between calls (a SQL function with a SET clause
+-- is planned again on every call, once per entry row written).
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
     SELECT o.id, o.stockx_order_number, p.sku, s.value, s.region, sup.name,
            i.purchase_price, i.purchase_date, o.sale_price, o.net_proceeds, o.net_profit, o.roi,
            o.sold_at, o.delivered_at, o.notes,
@@ -111,8 +115,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     JOIN products.products p         ON p.id = i.product_id
     JOIN products.sizes s            ON s.id = i.size_id
     JOIN products.suppliers sup      ON sup.id = i.supplier_id
-    WHERE o.id = ANY (p_order_ids)
-$$;
+    WHERE o.id = ANY (p_order_ids);
+END $$;
 
 -- One entry row per existing order, before the triggers exist (they would create the orders
 -- again).
@@ -130,11 +134,14 @@ ORDER BY o.created_at, o.stockx_order_number;
 
 -- Whether the running statement is the sync writing the entry row.
 CREATE FUNCTION integration.sale_entry_refreshing() RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT coalesce(current_setting('stockx_sync.entry_refresh', true), '') <> ''
-       AND current_setting('stockx_sync.entry_refresh', true)
-           = (SELECT key FROM integration.sale_entry_refresh_key LIMIT 1)
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce(current_setting('stockx_sync.entry_refresh', true), '') = '' THEN
+        RETURN false;
+    END IF;
+    RETURN current_setting('stockx_sync.entry_refresh', true)
+           = (SELECT key FROM integration.sale_entry_refresh_key LIMIT 1);
+END $$;
 
 -- Refreshes (or creates) the entry rows of these orders from the business tables.
 CREATE FUNCTION integration.sale_entry_sync(p_order_ids uuid[]) RETURNS void
@@ -188,11 +195,12 @@ END $$;
 -- Spaces people do not see: no-break, the Unicode spaces, zero-width ones, BOM.
 -- Folded like ordinary spaces in names; refused inside order numbers.
 CREATE FUNCTION integration.fold_spaces(p text) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT btrim(regexp_replace(p,
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN btrim(regexp_replace(p,
         '[\s\u00a0\u1680\u180e\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]+',
-        ' ', 'g'), ' ')
-$$;
+        ' ', 'g'), ' ');
+END $$;
 
 -- Refuses an amount that is not a finite number of the stored size, naming the column.
 CREATE FUNCTION integration.entry_amount(p numeric, p_column text, p_scale integer, p_max numeric)
@@ -424,7 +432,16 @@ BEGIN
     RETURNING id INTO NEW.order_id;
     PERFORM set_config('stockx_sync.entry_write', '', true);
 
-    RETURN integration.sale_entry_fill(NEW);
+    -- What was stored, without the full read-back (one row of a bulk import costs less): the
+    -- names as the reused rows spell them, and a new order's feedback.
+    SELECT name INTO STRICT NEW.supplier FROM products.suppliers WHERE id = v_ids.supplier_id;
+    SELECT name INTO STRICT NEW.stockx_title FROM products.products WHERE id = v_ids.product_id;
+    NEW.enrichment_status := 'pending';
+    NEW.stockx_payout := NULL;
+    NEW.stockx_payout_currency := NULL;
+    NEW.open_warnings := NULL;
+    NEW.checked_at := NULL;
+    RETURN NEW;
 END $$;
 
 CREATE FUNCTION platforms.stockx_sale_entry_update() RETURNS trigger
