@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, LogFormat, Settings};
-use crate::db::{self, embedded::EmbeddedError, Database, DbError};
+use crate::db::{embedded::EmbeddedError, Database, DbError};
 use crate::notion::backfill::BackfillError;
 
 #[derive(Debug, Parser)]
@@ -41,7 +41,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply the embedded database migrations (idempotent; safe at every start).
+    /// Apply the embedded database migrations: the database owner's step (idempotent).
     Migrate,
     /// Run the enrichment worker and its HTTP server (metrics, health) until SIGINT/SIGTERM.
     Worker {
@@ -169,6 +169,11 @@ impl CliError {
         let usage = match self {
             CliError::Config(_) => true,
             CliError::Backfill(BackfillError::Input(_)) => true,
+            CliError::Db(
+                DbError::SchemaBehind { .. }
+                | DbError::SchemaUnknown(_)
+                | DbError::MigrateDenied(_),
+            ) => true,
             CliError::Db(DbError::Embedded(e)) => {
                 !matches!(e, EmbeddedError::Command { .. } | EmbeddedError::Connect(_))
             }
@@ -270,7 +275,7 @@ async fn run_command(
         Command::Sandbox { .. } => unreachable!("handled before the database is opened"),
         Command::Migrate => migrate::run(database).await,
         Command::Worker { poll_only } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let mut settings = settings.clone();
             settings.worker.poll_only |= *poll_only;
             worker::run(&settings, pool, stop).await?;
@@ -285,7 +290,7 @@ async fn run_command(
             force,
             json,
         } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let report = sync_order::run(settings, pool, order_number, *force).await?;
             print_report(&report, *json);
             Ok(exit_code(report.ok))
@@ -293,7 +298,7 @@ async fn run_command(
         Command::Backfill {
             source: BackfillSource::Notion(args),
         } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let report = backfill::run(settings, pool, args).await?;
             print_report(&report, args.json);
             Ok(exit_code(report.failed == 0))
@@ -302,11 +307,11 @@ async fn run_command(
             all_failed,
             job_ids,
         } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             retry::run(pool, *all_failed, job_ids).await
         }
         Command::Status { json } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let report = status::collect(pool).await.map_err(DbError::from)?;
             print_report(&report, *json);
             Ok(ExitCode::SUCCESS)
@@ -327,7 +332,7 @@ async fn run_command(
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {
-            db::migrate(pool).await?;
+            database.ensure_schema().await?;
             let report = verify::run_checks(pool).await.map_err(DbError::from)?;
             print_report(&report, *json);
             Ok(exit_code(report.ok))

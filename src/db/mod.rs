@@ -25,6 +25,15 @@ pub enum DbError {
     Connect { url: String, source: sqlx::Error },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// This login may not change the schema (the worker's login has no DDL rights).
+    #[error("this login may not migrate the database ({0}): run `stockx-sync migrate` as the database owner")]
+    MigrateDenied(String),
+    /// Migrations this binary carries are not applied yet.
+    #[error("the database schema is behind: run `stockx-sync migrate` as the database owner ({missing} migration(s) not applied, the first {first})")]
+    SchemaBehind { missing: usize, first: String },
+    /// The login cannot read the migration table, so the schema version is unknown.
+    #[error("cannot read the schema version from _sqlx_migrations ({0}): run `stockx-sync migrate` as the database owner, or grant the login membership of stockx_sync_worker")]
+    SchemaUnknown(String),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
 }
@@ -87,6 +96,22 @@ impl Database {
         })
     }
 
+    /// Whether this is the embedded cluster (which migrates itself at every start).
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// What every command but `migrate` does before its work: the embedded database is
+    /// migrated (nobody else would); an external one is only checked, because the worker's
+    /// login has no rights to change it and migrating is the owner's step.
+    pub async fn ensure_schema(&self) -> Result<(), DbError> {
+        if self.is_embedded() {
+            migrate(&self.pool).await.map(|_| ())
+        } else {
+            check_schema(&self.pool).await
+        }
+    }
+
     /// Closes the pool and stops the embedded cluster when no other client uses it.
     pub async fn close(self) {
         self.pool.close().await;
@@ -105,10 +130,75 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<String>, DbError> {
             .fetch_all(pool)
             .await
             .unwrap_or_default();
-    MIGRATOR.run(pool).await?;
+    MIGRATOR.run(pool).await.map_err(|e| match denied(&e) {
+        Some(message) => DbError::MigrateDenied(message),
+        None => DbError::Migrate(e),
+    })?;
     Ok(MIGRATOR
         .iter()
         .filter(|m| !m.migration_type.is_down_migration() && !applied_before.contains(&m.version))
         .map(|m| format!("{} {}", m.version, m.description))
         .collect())
+}
+
+/// The message of a "permission denied" (SQLSTATE 42501) behind a migration error.
+fn denied(error: &sqlx::migrate::MigrateError) -> Option<String> {
+    use sqlx::migrate::MigrateError;
+    let sql = match error {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => e,
+        _ => return None,
+    };
+    let db = sql.as_database_error()?;
+    (db.code().as_deref() == Some("42501")).then(|| db.message().to_string())
+}
+
+/// Read-only: succeeds when every migration this binary carries is applied. A database that
+/// is ahead (a newer binary migrated it) is accepted with a warning.
+pub async fn check_schema(pool: &PgPool) -> Result<(), DbError> {
+    let applied: Vec<i64> = match sqlx::query_scalar(
+        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await
+    {
+        Ok(versions) => versions,
+        Err(e) => {
+            return match e.as_database_error().and_then(|d| d.code()).as_deref() {
+                // No migration table: never migrated.
+                Some("42P01") => Err(DbError::SchemaBehind {
+                    missing: MIGRATOR
+                        .iter()
+                        .filter(|m| !m.migration_type.is_down_migration())
+                        .count(),
+                    first: MIGRATOR
+                        .iter()
+                        .next()
+                        .map(|m| format!("{} {}", m.version, m.description))
+                        .unwrap_or_default(),
+                }),
+                Some("42501") => Err(DbError::SchemaUnknown(e.to_string())),
+                _ => Err(DbError::Sql(e)),
+            };
+        }
+    };
+    let missing: Vec<String> = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(DbError::SchemaBehind {
+            missing: missing.len(),
+            first: first.clone(),
+        });
+    }
+    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    let unknown = applied.iter().filter(|v| !known.contains(v)).count();
+    if unknown > 0 {
+        tracing::warn!(
+            unknown,
+            "the database has migrations this binary does not know (a newer version migrated it)"
+        );
+    }
+    Ok(())
 }

@@ -461,7 +461,13 @@ async fn store_order(
             .unwrap_or_default()
     ));
     if let Some(product) = &order.product {
-        let filled = sales::fill_product_id(conn, row.product_id, &product.product_id).await?;
+        let filled = sales::fill_product_id(
+            conn,
+            row.product_id,
+            &product.product_id,
+            product.product_name.as_deref(),
+        )
+        .await?;
         report.note_id(filled, "stockx_product_id", &product.product_id);
     }
     if let Some(variant) = &order.variant {

@@ -1,13 +1,13 @@
-//! Sales entered through `platforms.stockx_sale_entry`, the flat insertable view Budibase
-//! writes to (its trigger creates or reuses supplier, size and product, and creates the
-//! inventory item, listing and order), and the sales read back for a person.
+//! Sales entered through `platforms.stockx_sale_entry`, the flat table Budibase writes to (its
+//! triggers create or reuse supplier, size and product, and create the inventory item, listing
+//! and order), and the sales read back for a person.
 
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use time::Date;
 
 /// One sale as a person types it. `None` leaves a column empty (profit and ROI are then
-/// computed by the view).
+/// computed by the entry table's trigger).
 #[derive(Debug, Clone)]
 pub struct SaleEntry<'a> {
     pub order_number: &'a str,

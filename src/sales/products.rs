@@ -124,19 +124,23 @@ pub async fn forget_product_not_found(pool: &PgPool, product_id: Uuid) -> Result
     Ok(())
 }
 
-/// Records a product's StockX ID (and so its lookup as `found`) when none is recorded yet.
-/// Returns whether it was written.
+/// Records a product's StockX ID (and so its lookup as `found`) when none is recorded yet,
+/// with its title when the product has no name: the inventory job skips the catalog once the
+/// ID is known, so the title would otherwise stay empty. Returns whether it was written.
 pub async fn fill_product_id(
     conn: &mut PgConnection,
     product_id: Uuid,
     stockx_product_id: &str,
+    title: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let written = sqlx::query(
-        "UPDATE products.products SET stockx_product_id = $2, stockx_lookup_status = 'found'
+        "UPDATE products.products SET stockx_product_id = $2, stockx_lookup_status = 'found',
+                name = coalesce(name, $3)
          WHERE id = $1 AND stockx_product_id IS NULL",
     )
     .bind(product_id)
     .bind(stockx_product_id)
+    .bind(title)
     .execute(conn)
     .await?
     .rows_affected();

@@ -17,7 +17,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn with_sandbox(cmd: &mut std::process::Command, sandbox: &SandboxHandle) {
+pub(crate) fn with_sandbox(cmd: &mut std::process::Command, sandbox: &SandboxHandle) {
     let o = SandboxOptions::default();
     cmd.env("STOCKX_API_URL", sandbox.base_url())
         .env("STOCKX_AUTH_URL", sandbox.auth_url())

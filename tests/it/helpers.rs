@@ -83,6 +83,15 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        let db = TestDb::unmigrated().await;
+        stockx_sync::db::migrate(&db.pool)
+            .await
+            .expect("migrations");
+        db
+    }
+
+    /// An empty database of its own, for tests that migrate it themselves.
+    pub async fn unmigrated() -> TestDb {
         let server = server().await;
         let name = format!("stockx_sync_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = server
@@ -105,7 +114,6 @@ impl TestDb {
             .connect_with(options.clone())
             .await
             .expect("connect to the test database");
-        stockx_sync::db::migrate(&pool).await.expect("migrations");
         TestDb {
             pool,
             name,
@@ -120,12 +128,16 @@ impl TestDb {
 
     /// A `postgres://` URL for child processes (`DATABASE_URL`).
     pub fn url(&self) -> String {
+        self.url_as(self.options.get_username())
+    }
+
+    /// The same URL for another login (trust authentication: no password).
+    pub fn url_as(&self, user: &str) -> String {
         let o = &self.options;
         let host = o
             .get_socket()
             .map(|s| s.display().to_string())
             .unwrap_or_else(|| o.get_host().to_string());
-        let user = o.get_username();
         if host.starts_with('/') {
             format!(
                 "postgres://{user}@localhost:{}/{}?host={}",
@@ -138,6 +150,8 @@ impl TestDb {
                 Ok(url) => {
                     let mut url = url::Url::parse(&url).expect("DATABASE_URL");
                     url.set_path(&self.name);
+                    url.set_username(user).expect("a user name");
+                    url.set_password(None).expect("no password");
                     url.to_string()
                 }
                 Err(_) => format!("postgres://{user}@{host}:{}/{}", o.get_port(), self.name),
@@ -151,6 +165,84 @@ impl TestDb {
             .fetch_one(&self.pool)
             .await
             .expect("count")
+    }
+}
+
+/// A LOGIN role in some of the project's groups, dropped with the value. Roles are global to
+/// the server: the name is unique per test.
+pub struct LoginRole {
+    pub name: String,
+    /// Connects as this role to the test database.
+    pub options: PgConnectOptions,
+    admin: PgConnectOptions,
+}
+
+impl TestDb {
+    pub async fn login_role(&self, kind: &str, groups: &[&str]) -> LoginRole {
+        let name = format!("t_{kind}_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = self.connect().await;
+        sqlx::query(&format!("CREATE ROLE {name} LOGIN"))
+            .execute(&mut conn)
+            .await
+            .expect("create login role");
+        for group in groups {
+            sqlx::query(&format!("GRANT {group} TO {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("grant group");
+        }
+        conn.close().await.ok();
+        LoginRole {
+            options: self.options.clone().username(&name).application_name(&name),
+            name,
+            admin: self.options.clone(),
+        }
+    }
+}
+
+impl LoginRole {
+    pub async fn connect(&self) -> PgConnection {
+        self.options
+            .connect()
+            .await
+            .expect("connect as the login role")
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(self.options.clone())
+            .await
+            .expect("pool as the login role")
+    }
+}
+
+impl Drop for LoginRole {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let admin = self.admin.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut conn) = admin.connect().await {
+                    // Its sessions first: a role with open sessions cannot always be dropped.
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                    )
+                    .bind(&name)
+                    .execute(&mut conn)
+                    .await;
+                    let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {name}"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
     }
 }
 

@@ -4,12 +4,14 @@ mod helpers;
 
 mod backfill;
 mod binary;
+mod budibase;
 mod cli;
 mod deploy;
 mod embedded;
 mod enrich;
 mod notion;
 mod reporting;
+mod roles;
 mod schema;
 mod stockx;
 mod worker;
