@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod alerting;
 mod backfill;
 mod binary;
 mod cli;
