@@ -9,6 +9,7 @@ mod cli;
 mod deploy;
 mod embedded;
 mod enrich;
+mod n8n;
 mod notion;
 mod reporting;
 mod schema;
