@@ -278,9 +278,20 @@ impl Settings {
             return fail("worker.lease_secs", "must be at least 2 seconds".into());
         }
         if let Some(url) = &self.database_url {
-            let url = url.expose_secret();
-            if let Err(e) = Url::parse(url) {
-                return fail("database_url", format!("is not a URL ({e})"));
+            match Url::parse(url.expose_secret()) {
+                Err(e) => return fail("database_url", format!("is not a URL ({e})")),
+                // Any other scheme would be handed to the PostgreSQL driver anyway and reach
+                // whatever PostgreSQL answers on that host: refuse it instead.
+                Ok(parsed) if !matches!(parsed.scheme(), "postgres" | "postgresql") => {
+                    return fail(
+                        "database_url",
+                        format!(
+                            "must be a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE), got a {}:// URL",
+                            parsed.scheme()
+                        ),
+                    )
+                }
+                Ok(_) => {}
             }
         }
         Ok(())
@@ -336,7 +347,12 @@ fn describe_figment_error(figment: &Figment, error: figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            let what = e.kind.to_string();
+            if let figment::error::Kind::Message(message) = &e.kind {
+                if let Some(syntax) = describe_toml_syntax_error(message, e.metadata.as_ref()) {
+                    return syntax;
+                }
+            }
+            let what = describe_kind(&e.kind);
             if key.is_empty() {
                 what
             } else {
@@ -345,6 +361,103 @@ fn describe_figment_error(figment: &Figment, error: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// serde's wording names Rust types ("expected usize") and quotes in backticks; a person
+/// editing a settings file needs the kind of value instead.
+fn describe_kind(kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    match kind {
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => format!(
+            "found {}, expected {}",
+            describe_actual(actual),
+            describe_expected(expected)
+        ),
+        Kind::UnknownVariant(found, expected) => {
+            format!(
+                "unknown value \"{found}\"; expected one of: {}",
+                expected.join(", ")
+            )
+        }
+        Kind::UnknownField(found, expected) => {
+            format!(
+                "unknown setting \"{found}\"; known here: {}",
+                expected.join(", ")
+            )
+        }
+        Kind::MissingField(name) => format!("missing setting \"{name}\""),
+        Kind::DuplicateField(name) => format!("\"{name}\" is set twice"),
+        Kind::InvalidLength(len, expected) => {
+            format!(
+                "found {len} items, expected {}",
+                describe_expected(expected)
+            )
+        }
+        Kind::ISizeOutOfRange(n) => format!("{n} is out of range"),
+        Kind::USizeOutOfRange(n) => format!("{n} is out of range"),
+        other => other.to_string().replace('`', ""),
+    }
+}
+
+fn describe_actual(actual: &figment::error::Actual) -> String {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(b) => b.to_string(),
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(n) => n.to_string(),
+        Actual::Str(s) => format!("{s:?}"),
+        Actual::Char(c) => format!("{:?}", c.to_string()),
+        Actual::Seq => "a list".into(),
+        Actual::Map => "a table".into(),
+        other => other.to_string().replace('`', ""),
+    }
+}
+
+fn describe_expected(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)".into(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        other => other.replace('`', ""),
+    }
+}
+
+/// toml's message for a file that is not TOML ("TOML parse error at line 1, column 8" and a
+/// snippet), with the file it came from.
+fn describe_toml_syntax_error(
+    message: &str,
+    metadata: Option<&figment::Metadata>,
+) -> Option<String> {
+    if !message.starts_with("TOML parse error") {
+        return None;
+    }
+    let file = match metadata.and_then(|m| m.source.as_ref()) {
+        Some(figment::Source::File(path)) => path.display().to_string(),
+        _ => "the settings file".to_string(),
+    };
+    let mut lines = message.lines();
+    let position = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("TOML parse error at ")
+        .to_string();
+    // What follows the position is a source snippet, then the explanation.
+    let explanation: Vec<&str> = lines
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.is_empty()
+                || t.starts_with('|')
+                || t.split('|')
+                    .next()
+                    .is_some_and(|n| n.trim().parse::<u64>().is_ok() && t.contains('|')))
+        })
+        .collect();
+    Some(format!(
+        "{file} is not valid TOML ({position}): {}",
+        explanation.join(", ")
+    ))
 }
 
 /// `DATABASE_URL` with its password replaced, for log lines.

@@ -1,7 +1,9 @@
 //! `stockx-sync demo`: the whole flow in one command, for a newcomer.
 //!
-//! In a `stockx_sync_demo` database beside the configured one (recreated each run, left in
-//! place to look at), it starts the local StockX sandbox and the worker in this process, enters
+//! In the database every other command uses (the embedded cluster's `stockx_sync`, or the one
+//! named with `--database`; with `DATABASE_URL` and no `--database`, `stockx_sync_demo` beside
+//! the configured one, so a real database never gets demo sales), recreated each run and left
+//! in place to look at, it starts the local StockX sandbox and the worker in this process, enters
 //! sales through `platforms.stockx_sale_entry` as Budibase would (among them one with a wrong
 //! profit and one whose SKU StockX does not know), waits until the worker has enriched and
 //! checked them, and prints what happened.
@@ -24,19 +26,30 @@ use crate::sales::{self, SaleEntry};
 use crate::sandbox::{self, SandboxOptions};
 use crate::validate::store::open_warnings;
 
-const DEMO_DB: &str = "stockx_sync_demo";
+/// The demo's database when `DATABASE_URL` is set and `--database` is not.
+pub const DEMO_DB: &str = "stockx_sync_demo";
 
+/// Runs the demo in the database `target` of `database`'s server.
 pub async fn run(
     settings: &Settings,
     database: &Database,
+    target: &str,
     stop: CancellationToken,
 ) -> anyhow::Result<bool> {
-    let pool = recreate_database(database).await?;
+    let pool = recreate_database(database, target).await?;
     crate::db::migrate(&pool).await?;
-    println!(
-        "1. Database {DEMO_DB} created and migrated ({}).",
-        database.location
-    );
+    let server = match database.connect_options.get_socket() {
+        Some(socket) if database.is_embedded() => {
+            format!("the embedded cluster in {}", socket.display())
+        }
+        Some(socket) => format!("the server at {}", socket.display()),
+        None => format!(
+            "the server at {}:{}",
+            database.connect_options.get_host(),
+            database.connect_options.get_port()
+        ),
+    };
+    println!("1. Database {target} on {server}: recreated and migrated.");
 
     let sandbox = sandbox::spawn("127.0.0.1:0".parse()?, SandboxOptions::default()).await?;
     println!(
@@ -90,26 +103,68 @@ pub async fn run(
     worker_task.await??;
     drop(sandbox);
     pool.close().await;
+    let flag = if target == database.connect_options.get_database().unwrap_or_default() {
+        String::new()
+    } else {
+        format!(" --database {target}")
+    };
     println!(
-        "6. Done. The demo data stays in database {DEMO_DB}; run `stockx-sync demo` again to start over."
+        "6. Done. The demo data stays in database {target}: `stockx-sync{flag} status`, `verify` and `worker` see it; `stockx-sync{flag} demo` starts over."
     );
     Ok(finished)
 }
 
-async fn recreate_database(database: &Database) -> anyhow::Result<PgPool> {
-    let mut admin = database.connect_options.clone().connect().await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {DEMO_DB} WITH (FORCE)"))
+/// Drops and creates `target`, unless it holds sales the demo did not enter.
+async fn recreate_database(database: &Database, target: &str) -> anyhow::Result<PgPool> {
+    let options = &database.connect_options;
+    if let Ok(mut conn) = options.clone().database(target).connect().await {
+        let demo_orders: Vec<&str> = sandbox::bundled_sales()
+            .iter()
+            .map(|s| s.order_number)
+            .chain([UNKNOWN_SKU_ORDER])
+            .collect();
+        let migrated: bool =
+            sqlx::query_scalar("SELECT to_regclass('platforms.stockx_orders') IS NOT NULL")
+                .fetch_one(&mut conn)
+                .await?;
+        let foreign: i64 = if migrated {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM platforms.stockx_orders WHERE stockx_order_number <> ALL($1)",
+            )
+            .bind(&demo_orders)
+            .fetch_one(&mut conn)
+            .await?
+        } else {
+            0
+        };
+        conn.close().await?;
+        if foreign > 0 {
+            anyhow::bail!(
+                "database {target} holds {foreign} sale(s) the demo did not enter, and the demo starts by recreating its database; run it in another one: stockx-sync --database {DEMO_DB} demo"
+            );
+        }
+    }
+    // A database cannot be dropped from a connection to itself.
+    let admin_db = if options.get_database() == Some(target) {
+        "postgres"
+    } else {
+        options.get_database().unwrap_or("postgres")
+    };
+    let mut admin = options.clone().database(admin_db).connect().await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {target} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;
-    sqlx::query(&format!("CREATE DATABASE {DEMO_DB}"))
+    sqlx::query(&format!("CREATE DATABASE {target}"))
         .execute(&mut admin)
         .await?;
     admin.close().await?;
     Ok(PgPoolOptions::new()
         .max_connections(6)
-        .connect_with(database.connect_options.clone().database(DEMO_DB))
+        .connect_with(options.clone().database(target))
         .await?)
 }
+
+const UNKNOWN_SKU_ORDER: &str = "399000001-398900002";
 
 async fn enter_sales(pool: &PgPool) -> anyhow::Result<Vec<String>> {
     let mut lines = Vec::new();
@@ -148,13 +203,13 @@ async fn enter_sales(pool: &PgPool) -> anyhow::Result<Vec<String>> {
             _ => "",
         };
         lines.push(format!(
-            "{}  {} size {}  bought {purchase}  net {net}{note}",
+            "{:<22} {:<11} size {:<5} bought {purchase:>7}  net {net:>7}{note}",
             sale.order_number, sale.sku, sale.size,
         ));
     }
     enter(
         pool,
-        "399000001-398900002",
+        UNKNOWN_SKU_ORDER,
         "ZZ9999-999",
         "10",
         "Zalando",
@@ -164,7 +219,10 @@ async fn enter_sales(pool: &PgPool) -> anyhow::Result<Vec<String>> {
         "2024-10-01",
     )
     .await?;
-    lines.push("399000001-398900002  ZZ9999-999 size 10  (a SKU StockX does not know)".into());
+    lines.push(format!(
+        "{UNKNOWN_SKU_ORDER:<22} {:<11} size {:<5} (a SKU StockX does not know)",
+        "ZZ9999-999", "10"
+    ));
     Ok(lines)
 }
 

@@ -35,6 +35,10 @@ pub struct Cli {
     /// Settings file (default: ./stockx-sync.toml when present).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Use this database instead of the configured one (same server; on the embedded cluster it
+    /// is created when missing), e.g. `--database stockx_sync_demo`.
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_database_name)]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,13 +64,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Put failed jobs back in the queue with their attempts reset.
+    /// Put failed jobs back in the queue with their attempts reset: --all-failed, or the job IDs.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["all_failed", "job_ids"])))]
     Retry {
         /// Every failed job.
         #[arg(long, conflicts_with = "job_ids")]
         all_failed: bool,
         /// The failed jobs to retry (see `status`).
-        #[arg(value_name = "JOB_ID", required_unless_present = "all_failed")]
+        #[arg(value_name = "JOB_ID")]
         job_ids: Vec<i64>,
     },
     /// Run a local StockX API sandbox (documented v2 formats, bundled catalog, optional faults).
@@ -151,6 +156,22 @@ pub struct NotionArgs {
     pub json: bool,
 }
 
+/// A database name safe to put in `CREATE DATABASE` unquoted.
+fn parse_database_name(name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    if first_ok
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        Ok(name.to_string())
+    } else {
+        Err("use lower-case letters, digits and _ (at most 63), starting with a letter".into())
+    }
+}
+
 /// What went wrong, sorted by exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -172,7 +193,9 @@ impl CliError {
             CliError::Db(
                 DbError::SchemaBehind { .. }
                 | DbError::SchemaUnknown(_)
-                | DbError::MigrateDenied(_),
+                | DbError::MigrateDenied(_)
+                | DbError::Unreachable { .. }
+                | DbError::Rejected { .. },
             ) => true,
             CliError::Db(DbError::Embedded(e)) => {
                 !matches!(e, EmbeddedError::Command { .. } | EmbeddedError::Connect(_))
@@ -222,14 +245,25 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         sandbox::run(*addr, *throttle_every, *fail_every, *delay_ms, stop).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let database = Database::open(&settings, 10).await?;
+    // The demo recreates its database, so it connects to the configured one and is told which
+    // to use: `--database`, else the embedded cluster's own, else one beside DATABASE_URL's.
+    let demo_target = match &cli.database {
+        Some(name) => name.clone(),
+        None if settings.database_url.is_some() => demo::DEMO_DB.to_string(),
+        None => crate::db::embedded::DATABASE.to_string(),
+    };
+    let name = match cli.command {
+        Command::Demo => None,
+        _ => cli.database.as_deref(),
+    };
+    let database = Database::open_named(&settings, name, 10).await?;
     tracing::debug!(database = %database.location, "connected");
     let long_running = matches!(cli.command, Command::Worker { .. } | Command::Demo);
     let result = if long_running {
-        run_command(&cli.command, &settings, &database, stop).await
+        run_command(&cli.command, &settings, &database, &demo_target, stop).await
     } else {
         tokio::select! {
-            result = run_command(&cli.command, &settings, &database, stop.clone()) => result,
+            result = run_command(&cli.command, &settings, &database, &demo_target, stop.clone()) => result,
             _ = stop.cancelled() => {
                 tracing::warn!("interrupted");
                 Ok(ExitCode::from(130))
@@ -268,6 +302,7 @@ async fn run_command(
     command: &Command,
     settings: &Settings,
     database: &Database,
+    demo_target: &str,
     stop: CancellationToken,
 ) -> Result<ExitCode, CliError> {
     let pool = &database.pool;
@@ -282,7 +317,7 @@ async fn run_command(
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => {
-            let finished = demo::run(settings, database, stop).await?;
+            let finished = demo::run(settings, database, demo_target, stop).await?;
             Ok(exit_code(finished))
         }
         Command::SyncOrder {

@@ -8,6 +8,9 @@
 //!
 //! PostgreSQL refuses to run as root, and servers and CI machines often run us as root: then
 //! the server runs as the unprivileged `postgres` user (the package creates it) or `nobody`.
+//! That user often cannot reach the configured data dir (a clone under `/root`, a `mktemp -d`):
+//! then the cluster lives under `/var/lib/stockx-sync/<hash of the configured path>` (or
+//! `/var/tmp/stockx-sync/...`) instead, and one log line says so.
 //! Start and stop are serialised between processes with a lock file in the data dir.
 
 use std::ffi::OsStr;
@@ -81,7 +84,7 @@ impl EmbeddedCluster {
                     command: "start".into(),
                     detail: e.to_string(),
                 })??;
-        cluster.ensure_database().await?;
+        cluster.ensure_database(DATABASE).await?;
         tracing::info!(
             data_dir = %cluster.data_dir.display(),
             reused = !cluster.started_here,
@@ -101,22 +104,17 @@ impl EmbeddedCluster {
         };
         fs::create_dir_all(data_dir).map_err(dir_error(data_dir))?;
         let data_dir = fs::canonicalize(data_dir).map_err(dir_error(data_dir))?;
+        let run_as = service_user()?;
+        let data_dir = match &run_as {
+            Some(user) => reachable_data_dir(data_dir, user)?,
+            None => data_dir,
+        };
         let socket_len = data_dir.join(format!(".s.PGSQL.{PORT}")).as_os_str().len();
         if socket_len > MAX_SOCKET_PATH {
             return Err(EmbeddedError::PathTooLong {
                 path: data_dir,
                 len: socket_len,
             });
-        }
-        let run_as = service_user()?;
-        if let Some(user) = &run_as {
-            nix::unistd::chown(&data_dir, Some(user.uid), Some(user.gid)).map_err(|e| {
-                EmbeddedError::DataDir {
-                    path: data_dir.clone(),
-                    source: e.into(),
-                }
-            })?;
-            check_reachable(&data_dir, user)?;
         }
         let lock = lock_dir(&data_dir)?;
         let mut cluster = EmbeddedCluster {
@@ -319,16 +317,17 @@ impl EmbeddedCluster {
         self.data_dir.join("postgres.log")
     }
 
-    async fn ensure_database(&self) -> Result<(), EmbeddedError> {
+    /// Creates the database `name` unless it exists. `name` must be a plain identifier.
+    pub async fn ensure_database(&self, name: &str) -> Result<(), EmbeddedError> {
         let mut conn = self.connect_options("postgres").connect().await?;
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(DATABASE)
+                .bind(name)
                 .fetch_one(&mut conn)
                 .await?;
         if !exists {
             // Two processes may race here; the loser's duplicate_database error is harmless.
-            if let Err(e) = sqlx::query(&format!("CREATE DATABASE {DATABASE}"))
+            if let Err(e) = sqlx::query(&format!("CREATE DATABASE \"{name}\""))
                 .execute(&mut conn)
                 .await
             {
@@ -392,6 +391,67 @@ fn service_user() -> Result<Option<User>, EmbeddedError> {
         }
     }
     Err(EmbeddedError::NoServiceUser)
+}
+
+/// Where the cluster for the configured `data_dir` lives when the service user cannot reach
+/// `data_dir` (a clone under `/root`, a `mktemp -d`): one directory per configured path, so
+/// the same project always finds its cluster again.
+pub const FALLBACK_PARENTS: &[&str] = &["/var/lib/stockx-sync", "/var/tmp/stockx-sync"];
+
+/// The directory the cluster for `data_dir` uses under `parent` when `data_dir` itself is out
+/// of the service user's reach: keyed by a stable hash (FNV-1a) of the canonical path.
+pub fn fallback_data_dir(parent: &Path, data_dir: &Path) -> PathBuf {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in data_dir.as_os_str().as_encoded_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    parent.join(format!("{hash:016x}"))
+}
+
+/// `data_dir` handed to `user` when `user` can reach it; otherwise a directory under one of
+/// [`FALLBACK_PARENTS`] that it can, said once in the log.
+fn reachable_data_dir(data_dir: PathBuf, user: &User) -> Result<PathBuf, EmbeddedError> {
+    let hand_over = |dir: &Path| {
+        nix::unistd::chown(dir, Some(user.uid), Some(user.gid)).map_err(|e| {
+            EmbeddedError::DataDir {
+                path: dir.to_path_buf(),
+                source: e.into(),
+            }
+        })
+    };
+    if check_reachable(&data_dir, user).is_ok() {
+        hand_over(&data_dir)?;
+        return Ok(data_dir);
+    }
+    for parent in FALLBACK_PARENTS.iter().map(Path::new) {
+        let dir = fallback_data_dir(parent, &data_dir);
+        let prepared = (|| -> std::io::Result<()> {
+            if !parent.is_dir() {
+                fs::create_dir_all(parent)?;
+                fs::set_permissions(parent, fs::Permissions::from_mode(0o755))?;
+            }
+            fs::create_dir_all(&dir)?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+            // Says which project the directory belongs to, for whoever finds it later.
+            fs::write(dir.join("SOURCE"), format!("{}\n", data_dir.display()))
+        })();
+        if prepared.is_err() || check_reachable(&dir, user).is_err() {
+            continue;
+        }
+        hand_over(&dir)?;
+        tracing::warn!(
+            "PostgreSQL runs as {}, who cannot reach {}: the embedded cluster lives in {} instead (always the same one for that path)",
+            user.name,
+            data_dir.display(),
+            dir.display()
+        );
+        return Ok(dir);
+    }
+    Err(EmbeddedError::Unreachable {
+        user: user.name.clone(),
+        path: data_dir,
+    })
 }
 
 /// Every ancestor of `dir` must be searchable by `user` (owner, or the `x` bit for others).

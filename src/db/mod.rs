@@ -23,6 +23,16 @@ pub enum DbError {
     Embedded(#[from] EmbeddedError),
     #[error("cannot connect to PostgreSQL at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
+    /// Nothing answers where `DATABASE_URL` points: a setting to fix, not a failure of the work.
+    #[error("cannot connect to PostgreSQL: {reason} at {at} (DATABASE_URL {url})")]
+    Unreachable {
+        reason: String,
+        at: String,
+        url: String,
+    },
+    /// The server answered but refused the login or the database.
+    #[error("PostgreSQL at {url} refused the connection: {reason}")]
+    Rejected { url: String, reason: String },
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// This login may not change the schema (the worker's login has no DDL rights).
@@ -51,6 +61,16 @@ pub struct Database {
 impl Database {
     /// Connects to `DATABASE_URL`, or starts (or reuses) the embedded cluster.
     pub async fn open(settings: &Settings, max_connections: u32) -> Result<Database, DbError> {
+        Self::open_named(settings, None, max_connections).await
+    }
+
+    /// Like [`Database::open`], on the database `name` of the same server when given (created
+    /// when missing on the embedded cluster).
+    pub async fn open_named(
+        settings: &Settings,
+        name: Option<&str>,
+        max_connections: u32,
+    ) -> Result<Database, DbError> {
         let pool_options = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10));
@@ -64,21 +84,23 @@ impl Database {
                         source,
                     })?
                     .application_name("stockx-sync");
+                let options = match name {
+                    Some(name) => options.database(name),
+                    None => options,
+                };
+                check_reachable(&options, &location).await?;
                 (options, None, location)
             }
             None => {
                 let cluster =
                     EmbeddedCluster::start(&settings.data_dir, &ClusterOptions::default()).await?;
+                let database = name.unwrap_or(embedded::DATABASE);
+                cluster.ensure_database(database).await?;
                 let location = format!(
-                    "embedded cluster in {} (database {})",
+                    "embedded cluster in {} (database {database})",
                     cluster.data_dir().display(),
-                    embedded::DATABASE
                 );
-                (
-                    cluster.connect_options(embedded::DATABASE),
-                    Some(cluster),
-                    location,
-                )
+                (cluster.connect_options(database), Some(cluster), location)
             }
         };
         let pool = pool_options
@@ -120,6 +142,47 @@ impl Database {
                 tracing::warn!(error = %e, "could not stop the embedded PostgreSQL cluster");
             }
         }
+    }
+}
+
+/// One connection before the pool is built: the pool retries a refused connection until its
+/// acquire timeout and then only says "pool timed out", which hides the reason.
+async fn check_reachable(options: &PgConnectOptions, url: &str) -> Result<(), DbError> {
+    use sqlx::{ConnectOptions, Connection};
+    let at = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let unreachable = |reason: String| DbError::Unreachable {
+        reason,
+        at: at.clone(),
+        url: url.to_string(),
+    };
+    let attempt = tokio::time::timeout(Duration::from_secs(10), options.connect()).await;
+    match attempt {
+        Err(_) => Err(unreachable("no answer within 10 s".into())),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(e))) => Err(unreachable(match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            std::io::ErrorKind::NotFound => "no server socket".into(),
+            _ => e.to_string(),
+        })),
+        Ok(Err(sqlx::Error::Database(e)))
+            if e.code()
+                .is_some_and(|c| c.starts_with("28") || c == "3D000") =>
+        {
+            Err(DbError::Rejected {
+                url: url.to_string(),
+                reason: e.message().to_string(),
+            })
+        }
+        Ok(Err(source)) => Err(DbError::Connect {
+            url: url.to_string(),
+            source,
+        }),
     }
 }
 

@@ -9,7 +9,7 @@ use stockx_sync::sandbox::{self, SandboxHandle, SandboxOptions};
 
 use crate::helpers::{command, Sale, TestDb};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -28,7 +28,7 @@ pub(crate) fn with_sandbox(cmd: &mut std::process::Command, sandbox: &SandboxHan
         .env("STOCKX_REQUESTS_PER_SECOND", "50");
 }
 
-struct Killer(Child);
+pub(crate) struct Killer(pub(crate) Child);
 
 impl Drop for Killer {
     fn drop(&mut self) {
@@ -37,7 +37,7 @@ impl Drop for Killer {
     }
 }
 
-async fn get(url: &str) -> Option<(u16, String)> {
+pub(crate) async fn get(url: &str) -> Option<(u16, String)> {
     let response = reqwest::get(url).await.ok()?;
     let status = response.status().as_u16();
     Some((status, response.text().await.ok()?))

@@ -130,3 +130,96 @@ fn every_command_has_a_one_line_help() {
         assert!(line.len() > name.len() + 10, "{name} has a description");
     }
 }
+
+#[test]
+fn config_errors_speak_of_values_not_rust_types_and_name_the_toml_file() {
+    let (code, _, stderr) = run(command()
+        .arg("status")
+        .env("STOCKX_SYNC_WORKER_CONCURRENCY", "four"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("expected a whole number"), "{stderr}");
+    assert!(stderr.contains("\"four\""), "{stderr}");
+    let (code, _, stderr) = run(command().arg("status").env("STOCKX_SYNC_LOG_FORMAT", "xml"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("expected one of: text, json"), "{stderr}");
+    assert!(!stderr.contains("``"), "nested backticks: {stderr}");
+    let (_, _, stderr) = run(command()
+        .arg("status")
+        .env("STOCKX_DAILY_REQUEST_BUDGET", "-5"));
+    for rust in ["usize", "u32", "i64", "signed int"] {
+        assert!(!stderr.contains(rust), "{rust}: {stderr}");
+    }
+
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "[stockx\nrequests_per_second = 2").unwrap();
+    let (code, _, stderr) = run(command().arg("status").arg("--config").arg(file.path()));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} is not valid TOML (line 1",
+            file.path().display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file, "[worker]\nconcurency = 3").unwrap();
+    let (code, _, stderr) = run(command().arg("status").arg("--config").arg(file.path()));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("unknown setting \"concurency\"") && stderr.contains("concurrency"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("``"), "nested backticks: {stderr}");
+}
+
+#[test]
+fn a_database_url_that_is_not_postgresql_or_not_reachable_is_a_configuration_error() {
+    let (code, _, stderr) = run(command()
+        .arg("status")
+        .env("DATABASE_URL", "mysql://app@127.0.0.1:3306/shop"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(stderr.contains("mysql://"), "{stderr}");
+
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, _, stderr) = run(command().arg("status").env(
+        "DATABASE_URL",
+        format!("postgres://postgres@127.0.0.1:{port}/stockx"),
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("connection refused at 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("timed out"), "{stderr}");
+}
+
+#[test]
+fn retry_without_arguments_names_all_failed() {
+    let (code, _, stderr) = run(command().arg("retry"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--all-failed"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_demo_never_recreates_a_database_holding_other_sales() {
+    let db = TestDb::new().await;
+    Sale::new("C-1").insert(&db.pool).await.unwrap();
+    let (code, stdout, stderr) = run(command()
+        .args(["--database", &db.name, "demo"])
+        .env("DATABASE_URL", db.url()));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("1 sale(s) the demo did not enter")
+            && stderr.contains("--database stockx_sync_demo"),
+        "{stderr}"
+    );
+    assert_eq!(db.count("platforms.stockx_orders").await, 1);
+}

@@ -34,7 +34,14 @@ fn env_example() -> Vec<String> {
 fn every_service_has_an_image_or_a_build_and_its_mounts_exist() {
     let compose = compose();
     let services = compose["services"].as_mapping().unwrap();
-    for name in ["postgres", "migrate", "worker", "prometheus", "grafana"] {
+    for name in [
+        "postgres",
+        "migrate",
+        "worker",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    ] {
         assert!(services.contains_key(name), "service {name}");
     }
     for (name, service) in services {
@@ -101,12 +108,20 @@ fn every_variable_is_one_the_program_reads_and_each_reference_is_defined() {
         );
     }
     let text = std::fs::read_to_string(repo("docker-compose.yml")).unwrap();
+    let example = std::fs::read_to_string(repo(".env.example")).unwrap();
     for reference in text.split("${").skip(1) {
-        let name = reference.split('}').next().unwrap();
-        assert!(
-            defined.iter().any(|d| d == name),
-            "docker-compose.yml uses ${{{name}}}, not in .env.example"
-        );
+        let reference = reference.split('}').next().unwrap();
+        match reference.split_once(":-") {
+            // With a default it may stay unset, but .env.example must mention it.
+            Some((name, _)) => assert!(
+                example.contains(name),
+                "docker-compose.yml uses ${{{reference}}}; .env.example does not mention {name}"
+            ),
+            None => assert!(
+                defined.iter().any(|d| d == reference),
+                "docker-compose.yml uses ${{{reference}}}, not in .env.example"
+            ),
+        }
     }
     let secrets = [
         "STOCKX_CLIENT_SECRET",
@@ -141,13 +156,110 @@ fn the_worker_port_agrees_everywhere() {
     let port = addr.rsplit(':').next().unwrap();
     assert_eq!(
         worker["ports"][0].as_str().unwrap(),
-        format!("{port}:{port}")
+        format!("{LOOPBACK_UNLESS_OPTED_IN}:{port}:{port}")
     );
     let dockerfile = std::fs::read_to_string(repo("Dockerfile")).unwrap();
     assert!(dockerfile.contains(&format!("EXPOSE {port}")));
     assert!(dockerfile.contains(&format!("127.0.0.1:{port}/healthz")));
     let prometheus = std::fs::read_to_string(repo("deploy/prometheus/prometheus.yml")).unwrap();
     assert!(prometheus.contains(&format!("worker:{port}")));
+}
+
+/// Published ports bind to loopback unless `.env` sets `STOCKX_SYNC_BIND`.
+const LOOPBACK_UNLESS_OPTED_IN: &str = "${STOCKX_SYNC_BIND:-127.0.0.1}";
+
+#[test]
+fn every_published_port_is_on_loopback_unless_the_user_opts_in() {
+    let compose = compose();
+    let mut published = 0;
+    for (name, service) in compose["services"].as_mapping().unwrap() {
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let port = port.as_str().unwrap();
+            assert!(
+                port.starts_with(&format!("{LOOPBACK_UNLESS_OPTED_IN}:")),
+                "{}: {port} is published on every interface",
+                name.as_str().unwrap()
+            );
+            published += 1;
+        }
+    }
+    assert!(published >= 5, "{published} ports");
+}
+
+#[test]
+fn prometheus_sends_alerts_to_the_alertmanager_service_which_routes_by_severity() {
+    let compose = compose();
+    let alertmanager = &compose["services"]["alertmanager"];
+    assert_eq!(
+        alertmanager["volumes"][0].as_str().unwrap(),
+        "./deploy/alertmanager:/etc/alertmanager:ro"
+    );
+    let published = alertmanager["ports"][0].as_str().unwrap();
+    let port = published.rsplit(':').next().unwrap();
+    let prometheus: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo("deploy/prometheus/prometheus.yml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0],
+        format!("alertmanager:{port}").as_str()
+    );
+
+    let config: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo("deploy/alertmanager/alertmanager.yml")).unwrap(),
+    )
+    .unwrap();
+    // Secrets come from files under the mounted directory, never from the file itself.
+    for key in ["slack_api_url_file", "smtp_auth_password_file"] {
+        let path = config["global"][key].as_str().unwrap();
+        assert!(
+            path.starts_with("/etc/alertmanager/secrets/"),
+            "{key}: {path}"
+        );
+    }
+    assert!(repo("deploy/alertmanager/secrets").is_dir());
+    let text = std::fs::read_to_string(repo("deploy/alertmanager/alertmanager.yml")).unwrap();
+    assert!(
+        !text.contains("hooks.slack.com"),
+        "no webhook URL in the file"
+    );
+    let receivers = config["receivers"].as_sequence().unwrap();
+    let receiver = |name: &str| {
+        receivers
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no receiver {name}"))
+    };
+    assert_eq!(config["route"]["receiver"], "slack");
+    assert_eq!(
+        receiver("slack")["slack_configs"][0]["channel"],
+        "#stockx-alerts"
+    );
+    let critical = config["route"]["routes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|r| r["matchers"][0] == "severity=\"critical\"")
+        .expect("a route for critical alerts");
+    let critical = receiver(critical["receiver"].as_str().unwrap());
+    assert!(critical["email_configs"][0]["to"].is_string());
+    assert_eq!(critical["slack_configs"][0]["channel"], "#stockx-alerts");
+
+    // Every rule has a severity the routes know.
+    let rules: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo("deploy/prometheus/alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let severity = rule["labels"]["severity"].as_str().unwrap_or_default();
+            assert!(
+                ["warning", "critical"].contains(&severity),
+                "{:?}: severity {severity:?}",
+                rule["alert"]
+            );
+        }
+    }
 }
 
 /// Metric names in a PromQL expression: identifiers that are not functions, keywords, label
@@ -289,14 +401,17 @@ fn dashboard_and_alerts_query_only_metrics_of_the_contract() {
 }
 
 #[test]
-fn promtool_accepts_the_config_and_the_rules_pass_their_unit_tests() {
-    if which("promtool").is_none() {
+fn promtool_and_amtool_accept_the_configs_and_the_rules_pass_their_unit_tests() {
+    // check.sh skips (with a line saying so) a tool that is missing, except in CI.
+    if which("promtool").is_none() && which("amtool").is_none() {
         assert_ne!(
             std::env::var("CI").as_deref(),
             Ok("true"),
-            "CI must install promtool"
+            "CI must install promtool and amtool"
         );
-        eprintln!("SKIPPED: promtool not found (apt-get install prometheus)");
+        eprintln!(
+            "SKIPPED: promtool and amtool not found (apt-get install prometheus prometheus-alertmanager)"
+        );
         return;
     }
     let out = std::process::Command::new("bash")

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod alerting;
 mod backfill;
 mod binary;
 mod budibase;
@@ -9,6 +10,7 @@ mod cli;
 mod deploy;
 mod embedded;
 mod enrich;
+mod n8n;
 mod notion;
 mod reporting;
 mod roles;
