@@ -47,7 +47,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("STOCKX_SYNC_RECONCILE_CRON", "schedule.reconcile"),
     ("STOCKX_SYNC_REFRESH_CRON", "schedule.refresh"),
     ("STOCKX_SYNC_NOTION_WRITEBACK", "notion.writeback"),
-    ("STOCKX_SYNC_NOTION_STATUS_PROPERTY", "notion.status_property"),
+    (
+        "STOCKX_SYNC_NOTION_STATUS_PROPERTY",
+        "notion.status_property",
+    ),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,7 +325,8 @@ impl Settings {
             ("schedule.reconcile", &self.schedule.reconcile),
             ("schedule.refresh", &self.schedule.refresh),
         ] {
-            if let Err(e) = crate::schedule::CronSchedule::parse(expression, &self.schedule.time_zone)
+            if let Err(e) =
+                crate::schedule::CronSchedule::parse(expression, &self.schedule.time_zone)
             {
                 let key = match e {
                     crate::schedule::ScheduleError::TimeZone { .. } => "schedule.time_zone",

@@ -72,7 +72,10 @@ impl std::fmt::Display for StatusReport {
             }
         }
         if self.schedule.is_empty() {
-            return write!(f, "scheduled tasks: none set up yet (a running worker sets them up)");
+            return write!(
+                f,
+                "scheduled tasks: none set up yet (a running worker sets them up)"
+            );
         }
         write!(f, "scheduled tasks:")?;
         for task in &self.schedule {

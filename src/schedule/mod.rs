@@ -70,8 +70,8 @@ impl CronSchedule {
         let never = || ScheduleError::NeverDue {
             expression: self.text.clone(),
         };
-        let instant = jiff::Timestamp::from_nanosecond(after.unix_timestamp_nanos())
-            .map_err(|_| never())?;
+        let instant =
+            jiff::Timestamp::from_nanosecond(after.unix_timestamp_nanos()).map_err(|_| never())?;
         let next = self
             .cron
             .find_next_occurrence(&instant.to_zoned(self.zone.clone()), false)
@@ -146,7 +146,11 @@ impl Scheduler {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut loops = tokio::task::JoinSet::new();
         for (task, schedule) in self.tasks {
-            tracing::info!(task = task.name(), schedule = schedule.as_str(), "scheduled");
+            tracing::info!(
+                task = task.name(),
+                schedule = schedule.as_str(),
+                "scheduled"
+            );
             let runner = TaskLoop {
                 pool: self.pool.clone(),
                 options: self.options.clone(),
@@ -199,8 +203,13 @@ impl TaskLoop {
             .next_after(now)
             .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         store::register(&self.pool, name, self.schedule.as_str(), first).await?;
-        if let Some(claim) =
-            store::claim(&self.pool, name, &self.options.worker_id, self.options.lease).await?
+        if let Some(claim) = store::claim(
+            &self.pool,
+            name,
+            &self.options.worker_id,
+            self.options.lease,
+        )
+        .await?
         {
             self.execute(claim, shutdown).await?;
         }
@@ -256,8 +265,12 @@ impl TaskLoop {
             .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         let outcome = if result.is_ok() { "success" } else { "failed" };
         match &result {
-            Ok(summary) => tracing::info!(task = name, %summary, next = %next, "scheduled task done"),
-            Err(error) => tracing::error!(task = name, %error, next = %next, "scheduled task failed"),
+            Ok(summary) => {
+                tracing::info!(task = name, %summary, next = %next, "scheduled task done")
+            }
+            Err(error) => {
+                tracing::error!(task = name, %error, next = %next, "scheduled task failed")
+            }
         }
         metrics::counter!(m::SCHEDULED_RUNS_TOTAL, "task" => name, "outcome" => outcome)
             .increment(1);

@@ -12,6 +12,8 @@ mod enrich;
 mod notion;
 mod reporting;
 mod roles;
+mod schedule;
 mod schema;
 mod stockx;
 mod worker;
+mod writeback;
