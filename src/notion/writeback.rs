@@ -27,9 +27,9 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::backfill::{mapping_from_settings, BackfillError};
+use super::backfill::{client_with, notion_config, BackfillError};
 use super::client::{
-    NotionClient, NotionConfig, NotionError, QueryTarget, LEGACY_NOTION_VERSION, NOTION_VERSION,
+    NotionClient, NotionError, QueryTarget, LEGACY_NOTION_VERSION, NOTION_VERSION,
 };
 use crate::config::Settings;
 use crate::queue::{self, Job, JobHandler, JobKind, JobResult};
@@ -127,26 +127,10 @@ impl Writeback {
         if !settings.notion.writeback {
             return Ok(None);
         }
-        let (Some(token), Some(database)) = (&settings.notion.token, &settings.notion.database_id)
-        else {
-            return Err(BackfillError::Input(
-                "Notion write-back needs NOTION_TOKEN and NOTION_DATABASE_ID".into(),
-            ));
-        };
-        let mut config = NotionConfig::new(token.clone(), database.clone());
-        config.api_url = settings
-            .notion
-            .api_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_string();
-        config.requests_per_second =
-            std::num::NonZeroU32::new(settings.notion.requests_per_second.round().max(1.0) as u32)
-                .unwrap_or(std::num::NonZeroU32::MIN);
+        let mut config = notion_config(settings)?;
         // The queue retries; see the module documentation.
         config.max_retries = 0;
-        let client = NotionClient::new(config, mapping_from_settings(settings)?)
-            .map_err(|e| BackfillError::Input(e.to_string()))?;
+        let client = client_with(settings, config)?;
         Ok(Some(Arc::new(Writeback {
             pool,
             client,

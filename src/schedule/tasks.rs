@@ -129,16 +129,8 @@ impl RefreshStale {
         if self.has_stockx {
             let forgotten = sales::forget_products_not_found(&self.pool).await?;
             let stale = sales::stale_enrichment(&self.pool).await?;
-            let orders =
-                queue::enqueue_jobs(&self.pool, JobKind::Order, &stale.orders, Duration::ZERO)
-                    .await?;
-            let items = queue::enqueue_jobs(
-                &self.pool,
-                JobKind::Inventory,
-                &stale.inventory,
-                Duration::ZERO,
-            )
-            .await?;
+            let orders = self.enqueue(JobKind::Order, &stale.orders).await?;
+            let items = self.enqueue(JobKind::Inventory, &stale.inventory).await?;
             parts.push(format!(
                 "asked StockX again for {forgotten} products it did not know; queued {orders} of {} not-found/failed orders and {items} of {} items without a variant",
                 stale.orders.len(),
@@ -146,15 +138,8 @@ impl RefreshStale {
             ));
         }
         let warned = rows_with_open_warnings(&self.pool).await?;
-        let orders =
-            queue::enqueue_jobs(&self.pool, JobKind::Order, &warned.orders, Duration::ZERO).await?;
-        let items = queue::enqueue_jobs(
-            &self.pool,
-            JobKind::Inventory,
-            &warned.inventory,
-            Duration::ZERO,
-        )
-        .await?;
+        let orders = self.enqueue(JobKind::Order, &warned.orders).await?;
+        let items = self.enqueue(JobKind::Inventory, &warned.inventory).await?;
         parts.push(format!(
             "re-checking open warnings: queued {orders} of {} orders and {items} of {} items",
             warned.orders.len(),
@@ -162,18 +147,16 @@ impl RefreshStale {
         ));
         if self.writeback {
             let unwritten = writeback::orders_without_status(&self.pool).await?;
-            let queued = queue::enqueue_jobs(
-                &self.pool,
-                JobKind::NotionWriteback,
-                &unwritten,
-                Duration::ZERO,
-            )
-            .await?;
+            let queued = self.enqueue(JobKind::NotionWriteback, &unwritten).await?;
             parts.push(format!(
                 "queued {queued} Notion write-backs for pages without a status"
             ));
         }
         Ok(parts.join("; "))
+    }
+
+    async fn enqueue(&self, kind: JobKind, ids: &[uuid::Uuid]) -> Result<u64, sqlx::Error> {
+        queue::enqueue_jobs(&self.pool, kind, ids, Duration::ZERO).await
     }
 }
 

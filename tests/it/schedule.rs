@@ -454,3 +454,33 @@ async fn the_daily_refresh_requeues_stale_enrichments_and_warned_sales() {
         .unwrap();
     assert_eq!(db.count("integration.enrichment_jobs").await, before);
 }
+
+#[test]
+fn a_bad_schedule_setting_stops_the_program_and_names_it() {
+    for (variable, value, named) in [
+        (
+            "STOCKX_SYNC_RECONCILE_CRON",
+            "0 25 * * *",
+            "schedule.reconcile",
+        ),
+        (
+            "STOCKX_SYNC_SCHEDULE_TIME_ZONE",
+            "Mars/Olympus",
+            "schedule.time_zone",
+        ),
+        ("STOCKX_SYNC_NOTION_WRITEBACK", "true", "notion.writeback"),
+    ] {
+        let out = crate::helpers::command()
+            .arg("status")
+            .env(variable, value)
+            .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{variable}: {stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains(variable),
+            "{variable}: {stderr}"
+        );
+    }
+}
