@@ -4,6 +4,10 @@
 //! until the token is cancelled and then stops them in order (worker first, so running jobs can
 //! finish; then the HTTP server; then the queue's pool).
 //!
+//! The real program also runs the scheduler (`schedule`: the nightly Notion reconciliation and
+//! the daily refresh), stopped by the same token, and wraps the enricher so that Notion
+//! write-back jobs run beside the enrichment when `notion.writeback` is on.
+//!
 //! The `worker` command, `demo`, `bench` and the integration tests all start the program this
 //! way; they differ only in their settings (and the benchmark's no-op job handler).
 
@@ -17,7 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::enrich::Enricher;
 use crate::http::{self, notion::NotionBridge};
+use crate::notion::backfill::BackfillError;
+use crate::notion::writeback::{WithWriteback, Writeback};
 use crate::queue::{self, Health, JobHandler, Worker, WorkerOptions};
+use crate::schedule::{self, ScheduleError, Scheduler, SchedulerOptions};
 use crate::stockx::StockxError;
 
 /// Connections of the queue's own pool: the claimer, the completer, the keeper and the
@@ -31,6 +38,10 @@ pub enum AppError {
     Stockx(#[from] StockxError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("schedule: {0}")]
+    Schedule(#[from] ScheduleError),
+    #[error("Notion write-back: {0}")]
+    Writeback(#[from] BackfillError),
     #[error("cannot listen on STOCKX_SYNC_HTTP_ADDR {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -45,6 +56,7 @@ pub struct App {
     listener: tokio::net::TcpListener,
     router: axum::Router,
     http_addr: SocketAddr,
+    scheduler: Option<Scheduler>,
 }
 
 impl App {
@@ -69,8 +81,21 @@ impl App {
                 "StockX credentials are not set (STOCKX_API_KEY, STOCKX_CLIENT_ID, STOCKX_CLIENT_SECRET, STOCKX_REFRESH_TOKEN): validating only; orders stay pending"
             );
         }
+        let writeback = Writeback::from_settings(settings, pool.clone())?;
+        let handler = Arc::new(WithWriteback::new(
+            enricher.clone(),
+            writeback,
+            pool.clone(),
+        ));
         let bridge = NotionBridge::new(pool.clone(), settings.clone());
-        Self::assemble(settings, pool, enricher, health, Some(bridge)).await
+        let mut app = Self::assemble(settings, pool.clone(), handler, health, Some(bridge)).await?;
+        app.scheduler = schedule::tasks::scheduler_from_settings(
+            settings,
+            pool,
+            enricher.has_stockx(),
+            SchedulerOptions::default(),
+        )?;
+        Ok(app)
     }
 
     /// The same program around another job handler (the benchmark's no-op), without the
@@ -122,6 +147,7 @@ impl App {
             listener,
             router,
             http_addr,
+            scheduler: None,
         })
     }
 
@@ -135,12 +161,19 @@ impl App {
         self.worker.health()
     }
 
-    /// Serves HTTP and runs the worker until `shutdown` is cancelled, then stops gracefully.
+    /// Serves HTTP and runs the worker and the scheduler until `shutdown` is cancelled, then
+    /// stops gracefully.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
         tracing::info!(addr = %self.http_addr, "HTTP listening: /metrics /healthz /readyz");
         let http_stop = CancellationToken::new();
         let http_task = http::serve_listener(self.listener, self.router, http_stop.clone());
+        let scheduler = self
+            .scheduler
+            .map(|s| tokio::spawn(s.run(shutdown.clone())));
         let result = self.worker.run(shutdown).await;
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
         http_stop.cancel();
         let _ = http_task.await;
         self.queue_pool.close().await;

@@ -42,6 +42,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("STOCKX_SYNC_API_TOKEN", "http.api_token"),
     ("STOCKX_SYNC_LOG_FORMAT", "log.format"),
     ("STOCKX_SYNC_WORKER_CONCURRENCY", "worker.concurrency"),
+    ("STOCKX_SYNC_SCHEDULE_ENABLED", "schedule.enabled"),
+    ("STOCKX_SYNC_SCHEDULE_TIME_ZONE", "schedule.time_zone"),
+    ("STOCKX_SYNC_RECONCILE_CRON", "schedule.reconcile"),
+    ("STOCKX_SYNC_REFRESH_CRON", "schedule.refresh"),
+    ("STOCKX_SYNC_NOTION_WRITEBACK", "notion.writeback"),
+    (
+        "STOCKX_SYNC_NOTION_STATUS_PROPERTY",
+        "notion.status_property",
+    ),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +65,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub worker: WorkerSettings,
+    pub schedule: ScheduleSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +100,26 @@ pub struct NotionSettings {
     pub requests_per_second: f64,
     /// `[notion.mapping]`: Notion property names for each field (see `notion::Mapping`).
     pub mapping: Option<toml::Table>,
+    /// Write each imported or enriched sale's status (and a comment per new validation
+    /// warning) back to its Notion page. Off unless asked for: it needs an integration token
+    /// with the "update content" and "insert comments" capabilities.
+    pub writeback: bool,
+    /// The page property the status is written to: a Text or Select property.
+    pub status_property: String,
+}
+
+/// The worker's own timetable (`[schedule]`). Cron expressions have five fields (minute hour
+/// day month weekday) or six with seconds first, read in `time_zone` (an IANA name).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// Off: the worker runs no scheduled task.
+    pub enabled: bool,
+    pub time_zone: String,
+    /// The incremental Notion import; only runs when a Notion source is configured.
+    pub reconcile: String,
+    /// Re-queues `not_found`/`failed` enrichments and re-checks sales with open warnings.
+    pub refresh: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +174,18 @@ impl Default for Settings {
             http: HttpSettings::default(),
             log: LogSettings::default(),
             worker: WorkerSettings::default(),
+            schedule: ScheduleSettings::default(),
+        }
+    }
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        ScheduleSettings {
+            enabled: true,
+            time_zone: "UTC".into(),
+            reconcile: "0 2 * * *".into(),
+            refresh: "30 2 * * *".into(),
         }
     }
 }
@@ -173,6 +215,8 @@ impl Default for NotionSettings {
             database_id: None,
             requests_per_second: 3.0,
             mapping: None,
+            writeback: false,
+            status_property: "Sync Status".into(),
         }
     }
 }
@@ -277,6 +321,34 @@ impl Settings {
         if self.worker.lease_secs < 2 {
             return fail("worker.lease_secs", "must be at least 2 seconds".into());
         }
+        for (key, expression) in [
+            ("schedule.reconcile", &self.schedule.reconcile),
+            ("schedule.refresh", &self.schedule.refresh),
+        ] {
+            if let Err(e) =
+                crate::schedule::CronSchedule::parse(expression, &self.schedule.time_zone)
+            {
+                let key = match e {
+                    crate::schedule::ScheduleError::TimeZone { .. } => "schedule.time_zone",
+                    _ => key,
+                };
+                return fail(key, e.to_string());
+            }
+        }
+        if self.notion.writeback {
+            if self.notion.token.is_none() || self.notion.database_id.is_none() {
+                return fail(
+                    "notion.writeback",
+                    "needs NOTION_TOKEN and NOTION_DATABASE_ID (the pages to write to)".into(),
+                );
+            }
+            if self.notion.status_property.trim().is_empty() {
+                return fail(
+                    "notion.status_property",
+                    "must name a Text or Select property of the Notion database".into(),
+                );
+            }
+        }
         if let Some(url) = &self.database_url {
             match Url::parse(url.expose_secret()) {
                 Err(e) => return fail("database_url", format!("is not a URL ({e})")),
@@ -304,6 +376,11 @@ impl Settings {
             && s.client_id.is_some()
             && s.client_secret.is_some()
             && s.refresh_token.is_some()
+    }
+
+    /// True when the Notion API source is configured (token and database).
+    pub fn notion_source_present(&self) -> bool {
+        self.notion.token.is_some() && self.notion.database_id.is_some()
     }
 
     pub fn stockx_timeout(&self) -> Duration {

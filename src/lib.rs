@@ -5,7 +5,8 @@
 //! `config`, `db`, `queue` (the durable job queue and the worker that drains it), `sales` (the
 //! store: every statement on the `products` and `platforms` tables), `stockx` (the API client),
 //! `enrich` (what a job does), `validate` (the rules), `notion` (the Notion readers and import),
-//! `http` (metrics, health, the n8n endpoints), `metrics`. `sandbox` holds local stand-ins for the
+//! `http` (metrics, health, the n8n endpoints), `schedule` (the worker's timetable: the nightly
+//! Notion reconciliation and the daily refresh), `metrics`. `sandbox` holds local stand-ins for the
 //! outside world (a StockX API sandbox, a generated Notion export) for the demo, bench and tests.
 
 pub mod app;
@@ -20,5 +21,6 @@ pub mod notion;
 pub mod queue;
 pub mod sales;
 pub mod sandbox;
+pub mod schedule;
 pub mod stockx;
 pub mod validate;

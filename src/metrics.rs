@@ -4,7 +4,8 @@
 //! Prefix `stockx_sync_`, base units, counters end in `_total`. Labels are listed beside each
 //! name; label values are bounded sets (never an ID).
 
-/// counter; `kind` (order, inventory), `outcome` (enriched, not_found, retried, failed)
+/// counter; `kind` (order, inventory, notion_writeback), `outcome` (enriched, not_found, validated,
+/// retried, failed; write-backs: written, unchanged, skipped)
 pub const JOBS_TOTAL: &str = "stockx_sync_jobs_total";
 /// histogram; `kind`
 pub const JOB_DURATION_SECONDS: &str = "stockx_sync_job_duration_seconds";
@@ -33,3 +34,13 @@ pub const QUEUE_OLDEST_AVAILABLE_AGE_SECONDS: &str =
 pub const ORDERS_PENDING_OVER_24H: &str = "stockx_sync_orders_pending_over_24h";
 /// gauge; 1 while the LISTEN connection is up, 0 otherwise (always 0 in poll-only mode)
 pub const LISTENER_UP: &str = "stockx_sync_listener_up";
+
+// The worker's scheduled tasks (`task`: notion_reconcile, refresh_stale).
+/// counter; `task`, `outcome` (success, failed)
+pub const SCHEDULED_RUNS_TOTAL: &str = "stockx_sync_scheduled_runs_total";
+/// gauge; `task` — Unix time of the task's last successful run by any worker (the time the
+/// schedule was set up while it has never succeeded), read from the database
+pub const SCHEDULED_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
+    "stockx_sync_scheduled_last_success_timestamp_seconds";
+/// gauge; `task` — runs that failed since the last success, by any worker
+pub const SCHEDULED_CONSECUTIVE_FAILURES: &str = "stockx_sync_scheduled_consecutive_failures";

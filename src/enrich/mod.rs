@@ -116,6 +116,11 @@ impl Enricher {
         match job.kind {
             JobKind::Order => self.enrich_order(job.entity_id, last_attempt).await,
             JobKind::Inventory => self.enrich_inventory(job.entity_id).await,
+            // Not an enrichment: `notion::writeback` runs these (see `app`).
+            JobKind::NotionWriteback => Ok(JobReport {
+                outcome: "skipped".into(),
+                ..JobReport::default()
+            }),
         }
     }
 

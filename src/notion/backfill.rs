@@ -114,6 +114,12 @@ pub enum Since {
 
 /// A Notion API client from the settings.
 pub fn notion_client(settings: &Settings) -> Result<NotionClient, BackfillError> {
+    client_with(settings, notion_config(settings)?)
+}
+
+/// The Notion connection the settings describe, for a caller that adjusts it (the write-back
+/// leaves retries to the job queue).
+pub fn notion_config(settings: &Settings) -> Result<NotionConfig, BackfillError> {
     let token = settings.notion.token.clone().ok_or_else(|| {
         BackfillError::Input("NOTION_TOKEN is not set (the integration's secret)".into())
     })?;
@@ -132,6 +138,14 @@ pub fn notion_client(settings: &Settings) -> Result<NotionClient, BackfillError>
     config.requests_per_second =
         NonZeroU32::new(settings.notion.requests_per_second.round().max(1.0) as u32)
             .unwrap_or(NonZeroU32::MIN);
+    Ok(config)
+}
+
+/// A client over `config`, with the settings' `[notion.mapping]`.
+pub fn client_with(
+    settings: &Settings,
+    config: NotionConfig,
+) -> Result<NotionClient, BackfillError> {
     NotionClient::new(config, mapping_from_settings(settings)?)
         .map_err(|e| BackfillError::Input(e.to_string()))
 }

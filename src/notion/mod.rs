@@ -3,7 +3,8 @@
 //! "Markdown & CSV" export ([`export`]), turning each row into a [`mapping::SaleRecord`], and
 //! writing those into PostgreSQL ([`import`]) through the same path Budibase entries take.
 //! [`backfill`] runs a whole import from the settings, for the `backfill notion` command and the
-//! HTTP batch-sync endpoint alike.
+//! HTTP batch-sync endpoint alike. [`writeback`] writes each sale's status (and a comment per
+//! validation warning) back to its page, when that is switched on.
 //!
 //! Both sources produce the same generic [`row::Row`] (property name → [`row::Cell`]);
 //! [`properties`] types the API's property JSON, [`mapping::Mapping`] says which property holds
@@ -41,3 +42,4 @@ pub mod properties;
 pub mod query;
 pub mod row;
 pub mod values;
+pub mod writeback;

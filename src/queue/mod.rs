@@ -29,6 +29,8 @@ pub enum JobKind {
     Order,
     /// A `products.inventory` row.
     Inventory,
+    /// A `platforms.stockx_orders` row whose status goes back to its Notion page.
+    NotionWriteback,
 }
 
 impl JobKind {
@@ -36,6 +38,7 @@ impl JobKind {
         match self {
             JobKind::Order => "order",
             JobKind::Inventory => "inventory",
+            JobKind::NotionWriteback => "notion_writeback",
         }
     }
 
@@ -43,6 +46,7 @@ impl JobKind {
         match s {
             "order" => Some(JobKind::Order),
             "inventory" => Some(JobKind::Inventory),
+            "notion_writeback" => Some(JobKind::NotionWriteback),
             _ => None,
         }
     }
@@ -364,22 +368,53 @@ pub async fn enqueue_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
         (JobKind::Order, &pending.orders),
         (JobKind::Inventory, &pending.inventory),
     ] {
-        if ids.is_empty() {
-            continue;
-        }
-        added += sqlx::query(
-            "INSERT INTO integration.enrichment_jobs (kind, entity_id)
-             SELECT $1, id FROM unnest($2::uuid[]) AS ids(id)
-             ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'running', 'retryable')
-             DO NOTHING",
-        )
-        .bind(kind.as_str())
-        .bind(ids)
-        .execute(pool)
-        .await?
-        .rows_affected();
+        added += insert_jobs(pool, kind, ids, Duration::ZERO).await?;
     }
     Ok(added)
+}
+
+/// Enqueues a job of `kind` for each of `ids`, due after `delay`, and wakes the workers. A row
+/// that already has an open job of that kind keeps it (that job will see the row as it is
+/// then). Returns how many jobs were added.
+pub async fn enqueue_jobs(
+    pool: &PgPool,
+    kind: JobKind,
+    ids: &[Uuid],
+    delay: Duration,
+) -> Result<u64, sqlx::Error> {
+    let added = insert_jobs(pool, kind, ids, delay).await?;
+    if added > 0 {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(kind.as_str())
+            .execute(pool)
+            .await?;
+    }
+    Ok(added)
+}
+
+async fn insert_jobs(
+    pool: &PgPool,
+    kind: JobKind,
+    ids: &[Uuid],
+    delay: Duration,
+) -> Result<u64, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query(
+        "INSERT INTO integration.enrichment_jobs (kind, entity_id, run_after)
+         SELECT $1, id, clock_timestamp() + make_interval(secs => $3)
+         FROM unnest($2::uuid[]) AS ids(id)
+         ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'running', 'retryable')
+         DO NOTHING",
+    )
+    .bind(kind.as_str())
+    .bind(ids)
+    .bind(delay.as_secs_f64())
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// How many jobs are in one state.

@@ -15,6 +15,7 @@ mod checks;
 mod entry;
 mod orders;
 mod products;
+mod stale;
 
 pub use checks::{run_integrity_checks, CheckResult};
 pub use entry::{enter_sale, sale_summaries, supplier_count, SaleEntry, SaleSummary};
@@ -27,6 +28,7 @@ pub use products::{
     fill_product_id, forget_product_not_found, load_inventory, product_lookup, set_variant_id,
     store_market_data, store_product, InventoryRow, ProductLookup, VariantWrite,
 };
+pub use stale::{forget_products_not_found, order_ids, stale_enrichment, StaleEnrichment};
 
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -111,3 +111,55 @@ pub async fn open_warnings(pool: &PgPool) -> Result<Vec<OpenWarning>, sqlx::Erro
     .fetch_all(pool)
     .await
 }
+
+/// Rows with at least one open warning, for the daily re-check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WarnedRows {
+    pub orders: Vec<Uuid>,
+    pub inventory: Vec<Uuid>,
+}
+
+pub async fn rows_with_open_warnings(pool: &PgPool) -> Result<WarnedRows, sqlx::Error> {
+    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT DISTINCT entity_type, entity_id FROM integration.validation_warnings
+         WHERE resolved_at IS NULL ORDER BY entity_type, entity_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut warned = WarnedRows::default();
+    for (entity_type, id) in rows {
+        match entity_type.as_str() {
+            "order" => warned.orders.push(id),
+            _ => warned.inventory.push(id),
+        }
+    }
+    Ok(warned)
+}
+
+/// An open warning of one sale, with the ID that tells it apart from a later one of the
+/// same rule (a finding that was resolved and came back is a new row).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SaleWarning {
+    pub id: i64,
+    pub rule: String,
+    pub message: String,
+}
+
+/// The open warnings of a sale: its order's and its inventory item's, oldest first.
+pub async fn open_warnings_of_sale(
+    pool: &PgPool,
+    order_id: Uuid,
+    inventory_id: Uuid,
+) -> Result<Vec<SaleWarning>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, rule, message FROM integration.validation_warnings
+         WHERE resolved_at IS NULL
+           AND ((entity_type = 'order' AND entity_id = $1)
+                OR (entity_type = 'inventory' AND entity_id = $2))
+         ORDER BY id",
+    )
+    .bind(order_id)
+    .bind(inventory_id)
+    .fetch_all(pool)
+    .await
+}

@@ -286,6 +286,7 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
         "ignoring",
         "irate",
         "abs",
+        "time",
     ];
     let mut names = BTreeSet::new();
     let mut depth_braces = 0;
@@ -387,6 +388,9 @@ fn dashboard_and_alerts_query_only_metrics_of_the_contract() {
         stockx_sync::metrics::QUEUE_OLDEST_AVAILABLE_AGE_SECONDS,
         stockx_sync::metrics::ORDERS_PENDING_OVER_24H,
         stockx_sync::metrics::LISTENER_UP,
+        stockx_sync::metrics::SCHEDULED_RUNS_TOTAL,
+        stockx_sync::metrics::SCHEDULED_LAST_SUCCESS_TIMESTAMP_SECONDS,
+        stockx_sync::metrics::SCHEDULED_CONSECUTIVE_FAILURES,
     ]
     .into_iter()
     .collect();

@@ -14,6 +14,8 @@ mod n8n;
 mod notion;
 mod reporting;
 mod roles;
+mod schedule;
 mod schema;
 mod stockx;
 mod worker;
+mod writeback;
