@@ -10,7 +10,9 @@ use std::io::IsTerminal;
 use sqlx::PgPool;
 
 use crate::config::Settings;
-use crate::notion::backfill::{backfill_api, backfill_csv, BackfillError, ProgressLog, Since};
+use crate::notion::backfill::{
+    backfill_api, backfill_csv_database, BackfillError, ProgressLog, Since,
+};
 use crate::notion::import::{ImportOptions, ImportReport};
 
 /// `backfill notion`: from the export file given with `--csv`, else from the Notion API.
@@ -27,7 +29,17 @@ pub async fn run(
     let mut progress = Progress::new();
     let mut update = |done, total| progress.update(done, total);
     let report = match &args.csv {
-        Some(csv) => backfill_csv(settings, pool, csv, &options, &mut update).await,
+        Some(csv) => {
+            backfill_csv_database(
+                settings,
+                pool,
+                csv,
+                args.database.as_deref(),
+                &options,
+                &mut update,
+            )
+            .await
+        }
         None => {
             let since = match (args.since, args.full) {
                 (Some(t), _) => Since::From(t),

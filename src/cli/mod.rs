@@ -149,6 +149,10 @@ pub struct NotionArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Export only: the database to read when the export holds several (its title, the start
+    /// of its title, or its ID).
+    #[arg(long, value_name = "NAME", requires = "csv")]
+    pub database: Option<String>,
 }
 
 /// What went wrong, sorted by exit code.

@@ -17,9 +17,9 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::client::{NotionClient, NotionConfig};
-use super::export::read_export;
+use super::export::read_export_database;
 use super::import::{import_records, ImportOptions, ImportReport, Record};
-use super::mapping::{check_columns, map_row, Mapping, RecordSource};
+use super::mapping::{absent_optional_columns, check_columns, map_row, Mapping, RecordSource};
 use crate::config::Settings;
 
 /// Told `(done, total)` records as the import goes.
@@ -70,7 +70,7 @@ pub fn mapping_from_settings(settings: &Settings) -> Result<Mapping, BackfillErr
     }
 }
 
-/// Imports a Notion export (`.csv`, or the export `.zip`).
+/// Imports a Notion export (`.csv`, or the export `.zip`) holding one database.
 pub async fn backfill_csv(
     settings: &Settings,
     pool: &PgPool,
@@ -78,13 +78,36 @@ pub async fn backfill_csv(
     options: &ImportOptions,
     progress: ProgressFn<'_>,
 ) -> Result<ImportReport, BackfillError> {
+    backfill_csv_database(settings, pool, path, None, options, progress).await
+}
+
+/// Imports one database of a Notion export: the one named `database` (title, title prefix or
+/// ID; see [`read_export_database`]), or the only one there is.
+pub async fn backfill_csv_database(
+    settings: &Settings,
+    pool: &PgPool,
+    path: &Path,
+    database: Option<&str>,
+    options: &ImportOptions,
+    progress: ProgressFn<'_>,
+) -> Result<ImportReport, BackfillError> {
     let mapping = mapping_from_settings(settings)?;
     let owned = path.to_path_buf();
-    let table = tokio::task::spawn_blocking(move || read_export(&owned))
-        .await
-        .map_err(|e| BackfillError::Input(e.to_string()))?
-        .map_err(|e| BackfillError::Input(e.to_string()))?;
+    let wanted = database.map(str::to_string);
+    let table =
+        tokio::task::spawn_blocking(move || read_export_database(&owned, wanted.as_deref()))
+            .await
+            .map_err(|e| BackfillError::Input(e.to_string()))?
+            .map_err(|e| BackfillError::Input(e.to_string()))?;
     check_columns(&mapping, &table.headers).map_err(|e| BackfillError::Input(e.to_string()))?;
+    for (field, column) in absent_optional_columns(&mapping, &table.headers) {
+        tracing::info!(
+            field,
+            column,
+            "the export has no such column; the field stays empty"
+        );
+    }
+    tracing::info!(database = %table.database, csv = %table.csv_name, rows = table.rows.len(), "read the export");
     let records: Vec<(RecordSource, Record)> = table
         .rows
         .into_iter()
