@@ -50,6 +50,14 @@ pub async fn run(
         }
     };
     progress.finish();
+    // An interrupted API run still imported what it read: show that before the error.
+    if let Err(BackfillError::Interrupted {
+        report: Some(partial),
+        ..
+    }) = &report
+    {
+        super::print_report(partial.as_ref(), args.json);
+    }
     report
 }
 
@@ -75,11 +83,14 @@ impl Progress {
         }
     }
 
+    /// `total` may grow: an API run learns it as pages arrive.
     pub fn update(&mut self, done: usize, total: usize) {
         match self {
-            Progress::Bar(bar) => bar
-                .get_or_insert_with(|| new_bar(total))
-                .set_position(done as u64),
+            Progress::Bar(bar) => {
+                let bar = bar.get_or_insert_with(|| new_bar(total));
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
             Progress::Log(log) => log.update(done, total),
         }
     }

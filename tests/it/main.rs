@@ -9,6 +9,7 @@ mod deploy;
 mod embedded;
 mod enrich;
 mod notion;
+mod notion_api;
 mod notion_export;
 mod reporting;
 mod schema;

@@ -299,11 +299,20 @@ pub fn export_with_attachment(dir: &Path, size: u64, stored_part: bool) -> PathB
     } else {
         "deflated.zip"
     });
-    let level = if stored_part { "-0" } else { "-6" };
-    zip(
-        &[level, out.to_str().unwrap(), "Export-9f-Part-1.zip"],
-        &work,
-    );
+    // `-n :` because zip leaves files named .zip uncompressed by default.
+    let mut args: Vec<&str> = if stored_part {
+        vec!["-0"]
+    } else {
+        vec!["-6", "-n", ":"]
+    };
+    args.extend([out.to_str().unwrap(), "Export-9f-Part-1.zip"]);
+    zip(&args, &work);
+    if !stored_part {
+        assert!(
+            std::fs::metadata(&out).unwrap().len() < size / 100,
+            "small on disk"
+        );
+    }
     std::fs::remove_dir_all(&work).unwrap();
     out
 }
