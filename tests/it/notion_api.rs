@@ -297,12 +297,12 @@ async fn an_all_digit_database_id_is_an_id_not_a_number() {
     let db = TestDb::new().await;
     let base = datetime!(2025-01-01 00:00 UTC);
     let mut state = state(vec![SalePage::new(1, base, SUPPLIER)]);
-    state.database_id = "01234567-8901-2345-6789-012345678901".into();
+    state.database_id = "12345678-9012-3456-7890-123456789012".into();
     let stand_in = notion_api::spawn(state).await.unwrap();
     let (code, stdout, stderr) = output(backfill_command(
         &db,
         &stand_in,
-        "01234567890123456789012345678901",
+        "12345678901234567890123456789012",
     ))
     .await;
     assert_eq!(code, 0, "{stdout}\n{stderr}");
