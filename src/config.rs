@@ -281,7 +281,15 @@ impl Settings {
             }
             None => {}
         }
-        Ok(figment.merge(environment()))
+        let figment = figment.merge(environment());
+        // Notion IDs are text even when all digits (the environment provider reads those as numbers).
+        Ok(match std::env::var("NOTION_DATABASE_ID") {
+            Ok(id) => figment.merge(figment::providers::Serialized::default(
+                "notion.database_id",
+                id,
+            )),
+            Err(_) => figment,
+        })
     }
 
     /// Checks what types cannot: ranges and formats.

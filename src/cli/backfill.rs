@@ -10,7 +10,9 @@ use std::io::IsTerminal;
 use sqlx::PgPool;
 
 use crate::config::Settings;
-use crate::notion::backfill::{backfill_api, backfill_csv, BackfillError, ProgressLog, Since};
+use crate::notion::backfill::{
+    backfill_api, backfill_csv_database, BackfillError, ProgressLog, Since,
+};
 use crate::notion::import::{ImportOptions, ImportReport};
 
 /// `backfill notion`: from the export file given with `--csv`, else from the Notion API.
@@ -27,7 +29,17 @@ pub async fn run(
     let mut progress = Progress::new();
     let mut update = |done, total| progress.update(done, total);
     let report = match &args.csv {
-        Some(csv) => backfill_csv(settings, pool, csv, &options, &mut update).await,
+        Some(csv) => {
+            backfill_csv_database(
+                settings,
+                pool,
+                csv,
+                args.database.as_deref(),
+                &options,
+                &mut update,
+            )
+            .await
+        }
         None => {
             let since = match (args.since, args.full) {
                 (Some(t), _) => Since::From(t),
@@ -38,6 +50,14 @@ pub async fn run(
         }
     };
     progress.finish();
+    // An interrupted API run still imported what it read: show that before the error.
+    if let Err(BackfillError::Interrupted {
+        report: Some(partial),
+        ..
+    }) = &report
+    {
+        super::print_report(partial.as_ref(), args.json);
+    }
     report
 }
 
@@ -63,11 +83,14 @@ impl Progress {
         }
     }
 
+    /// `total` may grow: an API run learns it as pages arrive.
     pub fn update(&mut self, done: usize, total: usize) {
         match self {
-            Progress::Bar(bar) => bar
-                .get_or_insert_with(|| new_bar(total))
-                .set_position(done as u64),
+            Progress::Bar(bar) => {
+                let bar = bar.get_or_insert_with(|| new_bar(total));
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
             Progress::Log(log) => log.update(done, total),
         }
     }

@@ -154,6 +154,10 @@ pub struct NotionArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Export only: the database to read when the export holds several (its title, the start
+    /// of its title, or its ID).
+    #[arg(long, value_name = "NAME", requires = "csv")]
+    pub database: Option<String>,
 }
 
 /// A database name safe to put in `CREATE DATABASE` unquoted.

@@ -4,10 +4,13 @@
 //! it; they differ only in how they show progress and report the result, so progress is a
 //! callback here and nothing is printed.
 //!
-//! The watermark (`integration.notion_sync_state`, one row per database) is the newest
+//! The watermark (`integration.notion_sync_state`, one row per data source, keyed by the ID
+//! Notion resolved rather than by how `NOTION_DATABASE_ID` was written) is the newest
 //! `last_edited_time` imported; an API read without an explicit start begins a few minutes
 //! before it, because Notion rounds `last_edited_time` to the minute and the import is
-//! idempotent, so re-reading a few minutes costs nothing.
+//! idempotent, so re-reading a few minutes costs nothing. An API run imports as pages arrive
+//! and moves the watermark after each batch, so an outage midway keeps what was read and the
+//! next run continues from there.
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -16,10 +19,12 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::client::{NotionClient, NotionConfig};
-use super::export::read_export;
+use super::client::{NotionClient, NotionConfig, NotionError, QueryTarget};
+use super::export::read_export_database;
 use super::import::{import_records, ImportOptions, ImportReport, Record};
-use super::mapping::{check_columns, map_row, Mapping, RecordSource};
+use super::mapping::{absent_optional_columns, check_columns, map_row, Mapping, RecordSource};
+use super::query::NotionRecord;
+use super::values;
 use crate::config::Settings;
 
 /// Told `(done, total)` records as the import goes.
@@ -57,6 +62,31 @@ pub enum BackfillError {
     Input(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// Notion failed midway (or before anything was read). What was read is imported and the
+    /// watermark stays where it got to: running the backfill again continues from there.
+    #[error("{}", describe_interruption(.reason, .report.as_deref(), .watermark))]
+    Interrupted {
+        reason: String,
+        /// What was imported before the failure.
+        report: Option<Box<ImportReport>>,
+        /// The watermark recorded, when the run moved it.
+        watermark: Option<OffsetDateTime>,
+    },
+}
+
+fn describe_interruption(
+    reason: &str,
+    report: Option<&ImportReport>,
+    watermark: &Option<OffsetDateTime>,
+) -> String {
+    let imported = report.map_or(0, |r| r.records);
+    let resume = match watermark {
+        Some(w) => {
+            format!("the watermark is at {w}; run the backfill again to continue from there")
+        }
+        None => "the watermark did not move; run the backfill again".to_string(),
+    };
+    format!("the Notion read stopped: {reason}; the {imported} records read before were imported; {resume}")
 }
 
 /// The `[notion.mapping]` of the settings, over the default property names of the sales
@@ -70,7 +100,7 @@ pub fn mapping_from_settings(settings: &Settings) -> Result<Mapping, BackfillErr
     }
 }
 
-/// Imports a Notion export (`.csv`, or the export `.zip`).
+/// Imports a Notion export (`.csv`, or the export `.zip`) holding one database.
 pub async fn backfill_csv(
     settings: &Settings,
     pool: &PgPool,
@@ -78,13 +108,36 @@ pub async fn backfill_csv(
     options: &ImportOptions,
     progress: ProgressFn<'_>,
 ) -> Result<ImportReport, BackfillError> {
+    backfill_csv_database(settings, pool, path, None, options, progress).await
+}
+
+/// Imports one database of a Notion export: the one named `database` (title, title prefix or
+/// ID; see [`read_export_database`]), or the only one there is.
+pub async fn backfill_csv_database(
+    settings: &Settings,
+    pool: &PgPool,
+    path: &Path,
+    database: Option<&str>,
+    options: &ImportOptions,
+    progress: ProgressFn<'_>,
+) -> Result<ImportReport, BackfillError> {
     let mapping = mapping_from_settings(settings)?;
     let owned = path.to_path_buf();
-    let table = tokio::task::spawn_blocking(move || read_export(&owned))
-        .await
-        .map_err(|e| BackfillError::Input(e.to_string()))?
-        .map_err(|e| BackfillError::Input(e.to_string()))?;
+    let wanted = database.map(str::to_string);
+    let table =
+        tokio::task::spawn_blocking(move || read_export_database(&owned, wanted.as_deref()))
+            .await
+            .map_err(|e| BackfillError::Input(e.to_string()))?
+            .map_err(|e| BackfillError::Input(e.to_string()))?;
     check_columns(&mapping, &table.headers).map_err(|e| BackfillError::Input(e.to_string()))?;
+    for (field, column) in absent_optional_columns(&mapping, &table.headers) {
+        tracing::info!(
+            field,
+            column,
+            "the export has no such column; the field stays empty"
+        );
+    }
+    tracing::info!(database = %table.database, csv = %table.csv_name, rows = table.rows.len(), "read the export");
     let records: Vec<(RecordSource, Record)> = table
         .rows
         .into_iter()
@@ -150,8 +203,54 @@ pub fn client_with(
         .map_err(|e| BackfillError::Input(e.to_string()))
 }
 
-/// Imports what the Notion API returns (everything, or what changed since `since`), and
-/// records the new watermark.
+/// The watermark's key: the data source (or legacy database) actually read, so that every
+/// way of writing `NOTION_DATABASE_ID` (URL, dashed, undashed, the database's or the data
+/// source's ID) shares one.
+pub fn watermark_key(target: &QueryTarget) -> String {
+    let (kind, id) = match target {
+        QueryTarget::DataSource { id } => ("data_source", id),
+        QueryTarget::LegacyDatabase { id } => ("database", id),
+    };
+    let id = values::extract_notion_id(id).unwrap_or_else(|| id.clone());
+    format!("notion:{kind}:{id}")
+}
+
+/// Nothing the person running it must fix: the service was unreachable or failing. What was
+/// read before is imported and the watermark kept, so the next run continues.
+fn transient(e: &NotionError) -> bool {
+    matches!(
+        e,
+        NotionError::Server { .. }
+            | NotionError::Transport { .. }
+            | NotionError::RateLimited { .. }
+            | NotionError::Unexpected { .. }
+            | NotionError::Decode { .. }
+    )
+}
+
+/// Adds one batch's report to the run's.
+fn merge(total: &mut Option<ImportReport>, part: ImportReport) {
+    let Some(total) = total else {
+        *total = Some(part);
+        return;
+    };
+    total.records += part.records;
+    total.created += part.created;
+    total.updated += part.updated;
+    total.skipped += part.skipped;
+    total.skipped_other_platform += part.skipped_other_platform;
+    total.failed += part.failed;
+    total.with_warnings += part.with_warnings;
+    total.duration_ms += part.duration_ms;
+    let room = 20usize.saturating_sub(total.failures.len());
+    total.failures.extend(part.failures.into_iter().take(room));
+}
+
+/// Imports what the Notion API returns (everything, or what changed since `since`) as it
+/// arrives, a batch at a time, moving the watermark after each batch. Pages arrive in
+/// `last_edited_time` order, so the watermark (the newest edit imported) never passes a page
+/// not yet imported. When Notion fails midway, what was read is imported, the watermark stays
+/// where it got to and [`BackfillError::Interrupted`] says so: the next run continues there.
 pub async fn backfill_api(
     settings: &Settings,
     pool: &PgPool,
@@ -160,46 +259,106 @@ pub async fn backfill_api(
     progress: ProgressFn<'_>,
 ) -> Result<ImportReport, BackfillError> {
     let client = notion_client(settings)?;
-    let source_key = format!(
-        "notion:{}",
-        settings.notion.database_id.as_deref().unwrap_or_default()
-    );
+    let target = client.resolve_target().await.map_err(|e| {
+        if transient(&e) {
+            BackfillError::Interrupted {
+                reason: e.to_string(),
+                report: None,
+                watermark: None,
+            }
+        } else {
+            BackfillError::Input(e.to_string())
+        }
+    })?;
+    let source_key = watermark_key(&target);
     let from = match since {
         Since::Full => None,
         Since::From(t) => Some(t),
-        Since::Watermark => read_watermark(pool, &source_key)
-            .await?
-            .map(|w| w - WATERMARK_OVERLAP),
+        Since::Watermark => {
+            let legacy_key = format!(
+                "notion:{}",
+                settings.notion.database_id.as_deref().unwrap_or_default()
+            );
+            let stored = match read_watermark(pool, &source_key).await? {
+                Some(w) => Some(w),
+                // Watermarks recorded before they were keyed by data source.
+                None => read_watermark(pool, &legacy_key).await?,
+            };
+            stored.map(|w| w - WATERMARK_OVERLAP)
+        }
     };
-    tracing::info!(since = ?from, "reading sales from the Notion API");
-    let (pages, stats) = client
-        .query_sales(from)
-        .collect_all()
-        .await
-        .map_err(|e| BackfillError::Input(e.to_string()))?;
+    tracing::info!(since = ?from, watermark = %source_key, "reading sales from the Notion API");
+    let batch_size = options.batch_size.max(1);
+    let mut query = client.query_sales(from);
+    let mut report: Option<ImportReport> = None;
+    let mut pending: Vec<NotionRecord> = Vec::new();
+    let mut read = 0usize;
+    let mut imported = 0usize;
+    let mut watermark = None;
+    let failure = loop {
+        let (batch, failure, finished) = match query.next_batch().await {
+            Ok(Some(batch)) => (batch, None, false),
+            Ok(None) => (Vec::new(), None, true),
+            Err(e) => (Vec::new(), Some(e), true),
+        };
+        read += batch.len();
+        pending.extend(batch);
+        if pending.len() >= batch_size || (finished && !pending.is_empty()) {
+            let chunk = std::mem::take(&mut pending);
+            let newest = chunk.iter().map(|p| p.last_edited_time).max();
+            let records: Vec<(RecordSource, Record)> = chunk
+                .into_iter()
+                .map(|page| {
+                    (
+                        RecordSource::NotionPage {
+                            page_id: page.page_id,
+                            last_edited_time: page.last_edited_time,
+                        },
+                        page.result,
+                    )
+                })
+                .collect();
+            let count = records.len();
+            let mut chunk_progress = |done: usize, _: usize| progress(imported + done, read);
+            let part = import_records(
+                pool,
+                "the Notion API",
+                records,
+                options,
+                &mut chunk_progress,
+            )
+            .await?;
+            imported += count;
+            merge(&mut report, part);
+            if let (Some(newest), false) = (newest, options.dry_run) {
+                advance_watermark(pool, &source_key, newest).await?;
+                watermark = Some(newest);
+            }
+        }
+        if finished {
+            break failure;
+        }
+    };
+    let stats = query.stats();
     tracing::info!(
-        pages = pages.len(),
+        pages = read,
         requests = stats.requests,
         windows = stats.windows,
+        results = stats.results,
         trashed = stats.trashed_skipped,
         "read from Notion"
     );
-    let newest = pages.iter().map(|p| p.last_edited_time).max();
-    let records: Vec<(RecordSource, Record)> = pages
-        .into_iter()
-        .map(|page| {
-            (
-                RecordSource::NotionPage {
-                    page_id: page.page_id,
-                    last_edited_time: page.last_edited_time,
-                },
-                page.result,
-            )
-        })
-        .collect();
-    let report = import_records(pool, "the Notion API", records, options, progress).await?;
-    if let (Some(newest), false) = (newest, options.dry_run) {
-        advance_watermark(pool, &source_key, newest).await?;
+    let report = match report {
+        Some(report) => report,
+        // Nothing read: the empty report of an import of nothing.
+        None => import_records(pool, "the Notion API", Vec::new(), options, progress).await?,
+    };
+    if let Some(e) = failure {
+        return Err(BackfillError::Interrupted {
+            reason: e.to_string(),
+            report: Some(Box::new(report)),
+            watermark,
+        });
     }
     Ok(report)
 }

@@ -159,7 +159,7 @@ pub enum NotionError {
     SeveralDataSources { names: Vec<String> },
     #[error("the Notion database has no data source the integration can read")]
     NoDataSource,
-    #[error("more than 10,000 pages share the last edited time {at}; the query cannot be split further by time")]
+    #[error("more than 10,000 pages share the edited and created time {at} and the same title; Notion's result cap leaves the rest unreadable")]
     ResultLimitStuck { at: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
@@ -182,7 +182,7 @@ pub struct NotionClient {
     mapping: Mapping,
     limiter: DefaultDirectRateLimiter,
     target: OnceCell<QueryTarget>,
-    relation_titles: Mutex<HashMap<String, String>>,
+    relations: Mutex<RelationCache>,
 }
 
 impl fmt::Debug for NotionClient {
@@ -217,7 +217,7 @@ impl NotionClient {
             mapping,
             limiter,
             target: OnceCell::new(),
-            relation_titles: Mutex::new(HashMap::new()),
+            relations: Mutex::new(RelationCache::default()),
         })
     }
 
@@ -313,33 +313,55 @@ impl NotionClient {
         }
     }
 
-    /// The title of a related page (a supplier), asked once per page and then remembered.
-    pub(super) async fn relation_title(&self, page_id: &str) -> Result<String, NotionError> {
-        if let Some(title) = self.relation_titles.lock().await.get(page_id) {
-            return Ok(title.clone());
+    /// The title of a related page (a supplier) in relation property `column`, asked once per
+    /// page and then remembered; `None` when the integration may not read it (the related
+    /// database is not shared with it), which is remembered too. After
+    /// [`UNREADABLE_RELATION_LIMIT`] refusals and no success in a column, its other related
+    /// pages are taken as unreadable without asking: one unshared database would otherwise
+    /// cost a failed request per page.
+    pub(super) async fn relation_title(
+        &self,
+        column: &str,
+        page_id: &str,
+    ) -> Result<Option<String>, NotionError> {
+        {
+            let cache = self.relations.lock().await;
+            if let Some(known) = cache.titles.get(page_id) {
+                return Ok(known.clone());
+            }
+            if cache.column_unreadable(column) {
+                return Ok(None);
+            }
         }
         let path = format!("/v1/pages/{page_id}");
-        let page = self
+        let answer = self
             .request(Method::GET, "/v1/pages/{id}", &path, NOTION_VERSION, None)
-            .await?;
-        let title = page
-            .get("properties")
-            .and_then(Value::as_object)
-            .and_then(|props| {
-                props
-                    .values()
-                    .find(|p| p.get("type").and_then(Value::as_str) == Some("title"))
-            })
-            .map(|p| match PropertyValue::from_json(p) {
-                PropertyValue::Title(text) => text,
-                _ => String::new(),
-            })
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| "Untitled".to_string());
-        self.relation_titles
-            .lock()
-            .await
-            .insert(page_id.to_string(), title.clone());
+            .await;
+        let mut cache = self.relations.lock().await;
+        let counts = cache.columns.entry(column.to_string()).or_default();
+        let title = match answer {
+            Ok(page) => {
+                counts.0 += 1;
+                Some(page_title(&page))
+            }
+            Err(NotionError::NotFound { .. } | NotionError::Forbidden { .. }) => {
+                counts.1 += 1;
+                tracing::warn!(
+                    column,
+                    related_page = page_id,
+                    "the related page cannot be read (share its database with the integration); its ID stands in for its title"
+                );
+                if cache.column_unreadable(column) {
+                    tracing::warn!(
+                        column,
+                        "the related pages of this column cannot be read; their IDs stand in for their titles without asking Notion again"
+                    );
+                }
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        cache.titles.insert(page_id.to_string(), title.clone());
         Ok(title)
     }
 
@@ -473,6 +495,42 @@ impl NotionClient {
         }
         .delay(attempt)
     }
+}
+
+/// Refusals (and no success) after which a relation column is taken as unreadable.
+pub const UNREADABLE_RELATION_LIMIT: u32 = 3;
+
+/// What is known of related pages: their titles (`None`: not readable), and per relation
+/// column how many related pages were read and refused.
+#[derive(Debug, Default)]
+struct RelationCache {
+    titles: HashMap<String, Option<String>>,
+    columns: HashMap<String, (u32, u32)>,
+}
+
+impl RelationCache {
+    fn column_unreadable(&self, column: &str) -> bool {
+        self.columns
+            .get(column)
+            .is_some_and(|&(read, refused)| read == 0 && refused >= UNREADABLE_RELATION_LIMIT)
+    }
+}
+
+/// The plain text of a page's title property, `Untitled` as Notion shows an empty one.
+fn page_title(page: &Value) -> String {
+    page.get("properties")
+        .and_then(Value::as_object)
+        .and_then(|props| {
+            props
+                .values()
+                .find(|p| p.get("type").and_then(Value::as_str) == Some("title"))
+        })
+        .map(|p| match PropertyValue::from_json(p) {
+            PropertyValue::Title(text) => text,
+            _ => String::new(),
+        })
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "Untitled".to_string())
 }
 
 /// Notion's error body, or what could be read of a non-JSON answer (edge 502s).

@@ -3,10 +3,22 @@
 //! `<Name> <id>_all.csv`, which holds every row and property, over the view's `<Name> <id>.csv`),
 //! reads it by header name, and returns each row with its spreadsheet row number so that a
 //! broken line is reported and the rest still read.
+//!
+//! Exports run to gigabytes, nearly all of it attachments, so archives are never loaded whole:
+//! the zip directories are read to find the CSVs, only the chosen CSV is decompressed, and an
+//! attachment's bytes are never read. A Part zip stored uncompressed in the outer zip (the usual
+//! case) is opened in place; a compressed one is decompressed once to an unlinked temporary
+//! file. Memory therefore does not grow with the size of the export or its attachments.
+//!
+//! An export of several databases (a workspace or teamspace export) is read only when one is
+//! named ([`read_export_database`]); otherwise the error lists the databases found.
 
 use std::fs::File;
-use std::io::{self, Cursor, Read, Seek};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::mapping::{RecordError, RecordSource};
 use super::row::{Cell, Row};
@@ -25,10 +37,23 @@ pub enum ExportError {
         "{path} holds no database CSV; a Notion export made with \"Markdown & CSV\" is expected"
     )]
     NoCsv { path: PathBuf },
-    #[error("{path} holds CSVs of several databases ({}); export the sales database alone", .candidates.join(", "))]
+    #[error("{path} holds several databases: {}; choose one with --database NAME", .databases.join("; "))]
     SeveralDatabases {
         path: PathBuf,
-        candidates: Vec<String>,
+        /// Each database found: `Title [id] (where)`.
+        databases: Vec<String>,
+    },
+    #[error("{path} has no database named {wanted:?}; it holds: {}", .databases.join("; "))]
+    NoSuchDatabase {
+        path: PathBuf,
+        wanted: String,
+        databases: Vec<String>,
+    },
+    #[error("--database {wanted:?} matches several databases in {path}: {}; give more of the name or the database's ID", .databases.join("; "))]
+    AmbiguousDatabase {
+        path: PathBuf,
+        wanted: String,
+        databases: Vec<String>,
     },
     #[error("{path}: the header row cannot be read: {message}")]
     Header { path: PathBuf, message: String },
@@ -41,14 +66,26 @@ pub enum ExportError {
 pub struct ExportTable {
     /// Where the CSV was found (`file.zip!/dir/Sales <id>_all.csv` for archives).
     pub csv_name: String,
+    /// The database read: its title and, when the file name has one, its ID.
+    pub database: String,
     pub headers: Vec<String>,
     /// Spreadsheet row number (header = 1) and the row, or why it could not be read.
     /// Blank rows are left out.
     pub rows: Vec<(u64, Result<Row, RecordError>)>,
 }
 
-/// Reads a `.csv` or a Notion export `.zip` (nested `-Part-N.zip` archives included).
+/// Reads a `.csv` or a Notion export `.zip` (nested `-Part-N.zip` archives included) holding
+/// one database (row pages' inline databases aside).
 pub fn read_export(path: &Path) -> Result<ExportTable, ExportError> {
+    read_export_database(path, None)
+}
+
+/// [`read_export`] choosing the database by `database`: its title exactly or a prefix of it
+/// (case-insensitive), or its ID. A plain `.csv` is one database and `database` is not checked.
+pub fn read_export_database(
+    path: &Path,
+    database: Option<&str>,
+) -> Result<ExportTable, ExportError> {
     let io_err = |source| ExportError::Io {
         path: path.to_path_buf(),
         source,
@@ -60,18 +97,25 @@ pub fn read_export(path: &Path) -> Result<ExportTable, ExportError> {
     match extension.as_deref() {
         Some("csv") => {
             let bytes = std::fs::read(path).map_err(io_err)?;
-            read_csv(&bytes, path.display().to_string(), path)
+            let mut table = read_csv(&bytes, path.display().to_string(), path)?;
+            table.database = describe_database(&path.display().to_string());
+            Ok(table)
         }
         Some("zip") => {
             let file = File::open(path).map_err(io_err)?;
-            let mut found = Vec::new();
-            collect_csvs(file, "", path, 0, &mut found)?;
-            let chosen = choose_csv(found, path)?;
-            read_csv(
-                &chosen.bytes,
-                format!("{}!/{}", path.display(), chosen.name),
+            let len = file.metadata().map_err(io_err)?.len();
+            let mut walk = Walk {
                 path,
-            )
+                archives: vec![Window::new(Arc::new(file), 0, len)],
+                csvs: Vec::new(),
+            };
+            walk.visit(0, "", 0, true)?;
+            let chosen = choose_csv(&walk.csvs, database, path)?;
+            let entry = &walk.csvs[chosen];
+            let bytes = walk.read_entry(entry)?;
+            let mut table = read_csv(&bytes, format!("{}!/{}", path.display(), entry.name), path)?;
+            table.database = describe_database(&entry.name);
+            Ok(table)
         }
         _ => Err(ExportError::UnknownType {
             path: path.to_path_buf(),
@@ -79,55 +123,170 @@ pub fn read_export(path: &Path) -> Result<ExportTable, ExportError> {
     }
 }
 
-/// A CSV found inside an archive.
-struct FoundCsv {
+/// A byte range of a file read with positioned reads: an archive inside an archive, opened
+/// where it lies.
+#[derive(Clone)]
+struct Window {
+    file: Arc<File>,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Window {
+    fn new(file: Arc<File>, start: u64, len: u64) -> Self {
+        Self {
+            file,
+            start,
+            len,
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Window {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let remaining = self.len.saturating_sub(self.pos);
+        let n = (buf.len() as u64).min(remaining) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let read = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
+        self.pos += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for Window {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => i128::from(n),
+            SeekFrom::End(d) => i128::from(self.len) + i128::from(d),
+            SeekFrom::Current(d) => i128::from(self.pos) + i128::from(d),
+        };
+        self.pos = u64::try_from(target)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}
+
+/// A CSV found inside the archives.
+struct CsvEntry {
     /// Path inside the archive(s), nested archives joined with `!/`.
     name: String,
-    bytes: Vec<u8>,
+    /// Which of [`Walk::archives`] holds it, and its index there.
+    archive: usize,
+    index: usize,
+}
+
+/// The archives of one export (the file, then the Part zips inside it) and the CSVs in them.
+struct Walk<'a> {
+    path: &'a Path,
+    archives: Vec<Window>,
+    csvs: Vec<CsvEntry>,
 }
 
 /// Nested archives deeper than this are user attachments, not export parts.
 const MAX_ZIP_DEPTH: usize = 3;
 
-fn collect_csvs<R: Read + Seek>(
-    reader: R,
-    prefix: &str,
-    path: &Path,
-    depth: usize,
-    found: &mut Vec<FoundCsv>,
-) -> Result<(), ExportError> {
-    let zip_err = |source| ExportError::Zip {
-        path: path.to_path_buf(),
-        source,
-    };
-    let io_err = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut archive = zip::ZipArchive::new(reader).map_err(zip_err)?;
-    for index in 0..archive.len() {
-        let mut entry = archive.by_index(index).map_err(zip_err)?;
-        let name = entry.name().to_string();
-        if entry.is_dir() || is_junk(&name) {
-            continue;
-        }
-        let lower = name.to_ascii_lowercase();
-        if lower.ends_with(".csv") {
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).map_err(io_err)?;
-            found.push(FoundCsv {
-                name: format!("{prefix}{name}"),
-                bytes,
-            });
-        } else if lower.ends_with(".zip") && depth < MAX_ZIP_DEPTH {
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).map_err(io_err)?;
-            let nested_prefix = format!("{prefix}{name}!/");
-            // A zip that does not open is an attachment of some page, not a part.
-            let _ = collect_csvs(Cursor::new(bytes), &nested_prefix, path, depth + 1, found);
+impl Walk<'_> {
+    fn zip_err(&self, source: zip::result::ZipError) -> ExportError {
+        ExportError::Zip {
+            path: self.path.to_path_buf(),
+            source,
         }
     }
-    Ok(())
+
+    fn io_err(&self, source: io::Error) -> ExportError {
+        ExportError::Io {
+            path: self.path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn open(&self, archive: usize) -> zip::result::ZipResult<zip::ZipArchive<BufReader<Window>>> {
+        zip::ZipArchive::new(BufReader::new(self.archives[archive].clone()))
+    }
+
+    /// Lists the CSVs of archive `archive` and of the archives inside it. Errors in nested
+    /// archives are not fatal (`outer` false): a zip that does not open is an attachment.
+    fn visit(
+        &mut self,
+        archive: usize,
+        prefix: &str,
+        depth: usize,
+        outer: bool,
+    ) -> Result<(), ExportError> {
+        let mut zip = match self.open(archive) {
+            Ok(zip) => zip,
+            Err(e) if outer => return Err(self.zip_err(e)),
+            Err(_) => return Ok(()),
+        };
+        for index in 0..zip.len() {
+            let mut entry = match zip.by_index(index) {
+                Ok(entry) => entry,
+                Err(e) if outer => return Err(self.zip_err(e)),
+                Err(_) => continue,
+            };
+            let name = entry.name().to_string();
+            if entry.is_dir() || is_junk(&name) {
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            if lower.ends_with(".csv") {
+                self.csvs.push(CsvEntry {
+                    name: format!("{prefix}{name}"),
+                    archive,
+                    index,
+                });
+            } else if lower.ends_with(".zip") && depth < MAX_ZIP_DEPTH {
+                let nested = if entry.compression() == zip::CompressionMethod::Stored {
+                    let parent = &self.archives[archive];
+                    Window::new(
+                        parent.file.clone(),
+                        parent.start + entry.data_start(),
+                        entry.compressed_size(),
+                    )
+                } else {
+                    let spooled = spool(&mut entry).map_err(|e| self.io_err(e))?;
+                    let len = spooled.metadata().map_err(|e| self.io_err(e))?.len();
+                    Window::new(Arc::new(spooled), 0, len)
+                };
+                drop(entry);
+                self.archives.push(nested);
+                let child = self.archives.len() - 1;
+                self.visit(child, &format!("{prefix}{name}!/"), depth + 1, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_entry(&self, csv: &CsvEntry) -> Result<Vec<u8>, ExportError> {
+        let mut zip = self.open(csv.archive).map_err(|e| self.zip_err(e))?;
+        let mut entry = zip.by_index(csv.index).map_err(|e| self.zip_err(e))?;
+        let mut bytes = Vec::with_capacity(entry.size().min(1 << 30) as usize);
+        entry.read_to_end(&mut bytes).map_err(|e| self.io_err(e))?;
+        Ok(bytes)
+    }
+}
+
+/// Decompresses a compressed Part zip to a temporary file, unlinked at once so that it
+/// disappears with the last handle whatever happens.
+fn spool(entry: &mut impl Read) -> io::Result<File> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "stockx-sync-part-{}-{}.zip",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let _ = std::fs::remove_file(&path);
+    io::copy(entry, &mut file)?;
+    Ok(file)
 }
 
 /// macOS re-zipping leftovers.
@@ -156,6 +315,14 @@ fn parse_csv_file_name(name: &str) -> (String, Option<String>, bool) {
     (stem.to_string(), None, all)
 }
 
+/// `Sales [0123…cdef]`, or the title alone.
+fn describe_database(csv_name: &str) -> String {
+    match parse_csv_file_name(csv_name) {
+        (title, Some(id), _) => format!("{title} [{id}]"),
+        (title, None, _) => title,
+    }
+}
+
 fn depth_of(name: &str) -> usize {
     name.rsplit("!/")
         .next()
@@ -164,33 +331,137 @@ fn depth_of(name: &str) -> usize {
         .count()
 }
 
-/// One database's CSV: the shallowest database in the archive, its `_all.csv` if present.
-/// Deeper CSVs belong to databases inside row pages.
-fn choose_csv(found: Vec<FoundCsv>, path: &Path) -> Result<FoundCsv, ExportError> {
-    let Some(min_depth) = found.iter().map(|f| depth_of(&f.name)).min() else {
+/// The CSVs of one database (the view's and the `_all` one), as found in the export.
+struct Database {
+    title: String,
+    id: Option<String>,
+    /// Indices into the CSV list.
+    csvs: Vec<usize>,
+    depth: usize,
+}
+
+impl Database {
+    fn describe(&self, csvs: &[CsvEntry]) -> String {
+        let first = &csvs[self.csvs[0]].name;
+        let folder = match first.rfind('/') {
+            Some(cut) => &first[..cut],
+            None => "top level",
+        };
+        match &self.id {
+            Some(id) => format!("{} [{id}] ({folder})", self.title),
+            None => format!("{} ({folder})", self.title),
+        }
+    }
+}
+
+fn group_databases(csvs: &[CsvEntry]) -> Vec<Database> {
+    let mut databases: Vec<Database> = Vec::new();
+    for (i, csv) in csvs.iter().enumerate() {
+        let (title, id, _) = parse_csv_file_name(&csv.name);
+        let depth = depth_of(&csv.name);
+        let same = |d: &Database| match (&d.id, &id) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => d.title == title,
+            _ => false,
+        };
+        match databases.iter_mut().find(|d| same(d)) {
+            Some(d) => {
+                d.csvs.push(i);
+                d.depth = d.depth.min(depth);
+            }
+            None => databases.push(Database {
+                title,
+                id,
+                csvs: vec![i],
+                depth,
+            }),
+        }
+    }
+    databases
+}
+
+/// The CSV to read: of the named database, or of the only database at the top of the export
+/// (deeper CSVs belong to databases inside row pages); its `_all.csv` when there is one.
+fn choose_csv(csvs: &[CsvEntry], wanted: Option<&str>, path: &Path) -> Result<usize, ExportError> {
+    let databases = group_databases(csvs);
+    let Some(min_depth) = databases.iter().map(|d| d.depth).min() else {
         return Err(ExportError::NoCsv {
             path: path.to_path_buf(),
         });
     };
-    let mut top: Vec<FoundCsv> = found
-        .into_iter()
-        .filter(|f| depth_of(&f.name) == min_depth)
-        .collect();
-    let key = |f: &FoundCsv| {
-        let (title, id, _) = parse_csv_file_name(&f.name);
-        id.unwrap_or(title)
+    let describe =
+        |list: &[&Database]| -> Vec<String> { list.iter().map(|d| d.describe(csvs)).collect() };
+    let all: Vec<&Database> = databases.iter().collect();
+    let chosen: &Database = match wanted.map(str::trim).filter(|w| !w.is_empty()) {
+        Some(wanted) => {
+            let lower = wanted.to_lowercase();
+            let compact: String = lower.chars().filter(|c| *c != '-').collect();
+            let exact: Vec<&Database> = databases
+                .iter()
+                .filter(|d| d.title.to_lowercase() == lower || d.id.as_deref() == Some(&compact))
+                .collect();
+            let candidates: Vec<&Database> = if exact.is_empty() {
+                databases
+                    .iter()
+                    .filter(|d| d.title.to_lowercase().starts_with(&lower))
+                    .collect()
+            } else {
+                exact
+            };
+            // The same title at several depths: the shallowest is the exported database.
+            let shallowest = candidates.iter().map(|d| d.depth).min();
+            let top: Vec<&Database> = candidates
+                .iter()
+                .copied()
+                .filter(|d| Some(d.depth) == shallowest)
+                .collect();
+            match top[..] {
+                [] => {
+                    return Err(ExportError::NoSuchDatabase {
+                        path: path.to_path_buf(),
+                        wanted: wanted.to_string(),
+                        databases: describe(&all),
+                    })
+                }
+                [one] => one,
+                _ => {
+                    return Err(ExportError::AmbiguousDatabase {
+                        path: path.to_path_buf(),
+                        wanted: wanted.to_string(),
+                        databases: describe(&candidates),
+                    })
+                }
+            }
+        }
+        None => {
+            let top: Vec<&Database> = databases.iter().filter(|d| d.depth == min_depth).collect();
+            match top[..] {
+                [one] => one,
+                _ => {
+                    return Err(ExportError::SeveralDatabases {
+                        path: path.to_path_buf(),
+                        databases: describe(&all),
+                    })
+                }
+            }
+        }
     };
-    let mut databases: Vec<String> = top.iter().map(key).collect();
-    databases.sort();
-    databases.dedup();
-    if databases.len() > 1 {
-        return Err(ExportError::SeveralDatabases {
-            path: path.to_path_buf(),
-            candidates: top.iter().map(|f| f.name.clone()).collect(),
-        });
-    }
-    top.sort_by_key(|f| !parse_csv_file_name(&f.name).2);
-    Ok(top.swap_remove(0))
+    let best = chosen
+        .csvs
+        .iter()
+        .copied()
+        .min_by_key(|&i| {
+            let name = &csvs[i].name;
+            (!parse_csv_file_name(name).2, depth_of(name))
+        })
+        .unwrap_or(chosen.csvs[0]);
+    tracing::info!(
+        database = %chosen.describe(csvs),
+        csv = %csvs[best].name,
+        databases = databases.len(),
+        "reading the export's database"
+    );
+    Ok(best)
 }
 
 /// Parses export CSV bytes: header by name, BOM-tolerant, one result per non-blank row.
@@ -225,13 +496,7 @@ pub fn read_csv(bytes: &[u8], csv_name: String, path: &Path) -> Result<ExportTab
     // included, so they are counted from there.
     let mut row_number: u64 = 1;
     let mut previous_end = reader.position().byte();
-    let blank_lines_before = |start: u64| -> u64 {
-        let from = bytes.get(start as usize..).unwrap_or_default();
-        from.iter()
-            .take_while(|&&b| b == b'\n' || b == b'\r')
-            .filter(|&&b| b == b'\n')
-            .count() as u64
-    };
+    let blank_lines_before = |start: u64| blank_lines_at(bytes, start as usize);
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -264,10 +529,31 @@ pub fn read_csv(bytes: &[u8], csv_name: String, path: &Path) -> Result<ExportTab
         }
     }
     Ok(ExportTable {
+        database: describe_database(&csv_name),
         csv_name,
         headers,
         rows,
     })
+}
+
+/// Blank lines between the end of one record and the start of the next, `start` being where
+/// the reader began the next record. A CRLF line end is one line: the reader stops a record at
+/// the `\r` and begins the next at its `\n`, which is that record's end, not a blank line.
+fn blank_lines_at(bytes: &[u8], start: usize) -> u64 {
+    let mut i = start;
+    if i > 0 && bytes.get(i - 1) == Some(&b'\r') && bytes.get(i) == Some(&b'\n') {
+        i += 1;
+    }
+    let mut lines = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\r' | b'\n' => i += 1,
+            _ => break,
+        }
+        lines += 1;
+    }
+    lines
 }
 
 fn row_from_record(
@@ -351,6 +637,18 @@ mod tests {
         let t = table("a,b\n1,2\n\n3,4\n\"multi\nline\",5\n6,7\n");
         let numbers: Vec<u64> = t.rows.iter().map(|(n, _)| *n).collect();
         assert_eq!(numbers, vec![2, 4, 5, 6]);
+    }
+
+    #[test]
+    fn crlf_rows_count_like_a_spreadsheet() {
+        let t = table("\u{feff}a,b\r\n1,2\r\n\r\n3,4\r\n\"multi\r\nline\",5\r\n6,7\r\n8,9,10\r\n");
+        let numbers: Vec<u64> = t.rows.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, vec![2, 4, 5, 6, 7]);
+        let broken = t.rows[4].1.as_ref().unwrap_err();
+        assert!(broken.to_string().starts_with("row 7:"), "{broken}");
+        let t = table("a,b\r1,2\r3,4\r");
+        let numbers: Vec<u64> = t.rows.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, vec![2, 3], "old Mac line ends");
     }
 
     #[test]

@@ -154,13 +154,49 @@ fn describe_missing(missing: &[(String, String)]) -> String {
         .join(", ")
 }
 
-/// Every mapped column must exist in `available`; the SKU needs its column or the fallback.
+/// Fields a sale can do without: their cells may be empty, and their columns absent.
+const OPTIONAL_FIELDS: [&str; 7] = [
+    "purchase_date",
+    "sale_price",
+    "profit",
+    "roi",
+    "delivered_at",
+    "notes",
+    "size_region",
+];
+
+/// An optional field still mapped to its default column name: the mapping was not written for
+/// this export, so the column may simply not be there. A column someone named on purpose must
+/// be there (a typo would otherwise empty the field silently).
+fn default_optional(field: &str, column: &str) -> bool {
+    OPTIONAL_FIELDS.contains(&field)
+        && Mapping::default()
+            .mapped_columns()
+            .iter()
+            .any(|(f, c)| *f == field && *c == column)
+}
+
+/// Optional fields at their default column names that `available` lacks: read as empty.
+pub fn absent_optional_columns<'a>(
+    mapping: &'a Mapping,
+    available: &[String],
+) -> Vec<(&'static str, &'a str)> {
+    let has = |column: &str| available.iter().any(|a| a.trim() == column);
+    mapping
+        .mapped_columns()
+        .into_iter()
+        .filter(|(field, column)| !has(column) && default_optional(field, column))
+        .collect()
+}
+
+/// Every mapped column must exist in `available`, except optional fields left at their default
+/// names ([`absent_optional_columns`]); the SKU needs its column or the fallback.
 pub fn check_columns(mapping: &Mapping, available: &[String]) -> Result<(), MappingError> {
     let has = |column: &str| available.iter().any(|a| a.trim() == column);
     let mut missing: Vec<(String, String)> = mapping
         .mapped_columns()
         .into_iter()
-        .filter(|(_, column)| !has(column))
+        .filter(|(field, column)| !has(column) && !default_optional(field, column))
         .map(|(field, column)| (field.to_string(), column.to_string()))
         .collect();
     let sku_found =
@@ -683,6 +719,65 @@ mod tests {
 
         let all: Vec<String> = full_row().iter().map(|(k, _)| k.to_string()).collect();
         check_columns(&Mapping::default(), &all).unwrap();
+    }
+
+    #[test]
+    fn optional_columns_at_default_names_may_be_absent() {
+        let available: Vec<String> = full_row()
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .filter(|k| {
+                ![
+                    "Sale Price",
+                    "Profit",
+                    "ROI",
+                    "Delivery Date",
+                    "Purchase Date",
+                ]
+                .contains(&k.as_str())
+            })
+            .collect();
+        check_columns(&Mapping::default(), &available).unwrap();
+        let mapping = Mapping::default();
+        let absent: Vec<&str> = absent_optional_columns(&mapping, &available)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(
+            absent,
+            [
+                "Purchase Date",
+                "Sale Price",
+                "Profit",
+                "ROI",
+                "Delivery Date"
+            ]
+        );
+        let pairs: Vec<(&str, &str)> = full_row()
+            .into_iter()
+            .filter(|(k, _)| available.iter().any(|a| a == k))
+            .collect();
+        let Mapped::Sale(sale) = map_row(&Mapping::default(), &ROW_5, &text_row(&pairs)).unwrap()
+        else {
+            panic!("not a sale")
+        };
+        assert_eq!((sale.sale_price, sale.profit, sale.roi), (None, None, None));
+
+        // A column named on purpose must exist; so must a required one at its default name.
+        let renamed = Mapping {
+            profit: "Gain".into(),
+            ..Mapping::default()
+        };
+        let e = check_columns(&renamed, &available).unwrap_err();
+        assert!(e.to_string().contains("\"Gain\" (mapped as profit)"), "{e}");
+        let without_net_sale: Vec<String> = available
+            .iter()
+            .filter(|c| *c != "Net Sale")
+            .cloned()
+            .collect();
+        let e = check_columns(&Mapping::default(), &without_net_sale).unwrap_err();
+        assert!(e.to_string().contains("\"Net Sale\""), "{e}");
+        assert!(!e.to_string().contains("Profit"), "{e}");
     }
 
     #[test]

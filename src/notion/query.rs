@@ -1,6 +1,7 @@
 //! Reading the sales out of Notion: [`SalesQuery`] pages through the data source in
 //! `last_edited_time` order and works around Notion's 10,000-results-per-query cap by starting a
-//! new query ("window") at the last edited time seen; single pages are read by ID or by order
+//! new query ("window") where the last one stopped, splitting an instant that holds more than
+//! 10,000 pages by title; single pages are read by ID or by order
 //! number for the sync endpoint. Each page becomes a [`NotionRecord`]: its properties as the
 //! generic [`Row`] the export reader also produces, mapped to a sale. Kept apart from the
 //! client so that the window logic can be read without the HTTP details.
@@ -61,7 +62,11 @@ impl NotionClient {
     ) -> Result<Option<NotionRecord>, NotionError> {
         let filter = json!({ "property": self.mapping().order_number, "title": { "equals": order_number.trim() } });
         let response = self
-            .query_page(Some(filter), "last_edited_time", None)
+            .query_page(
+                Some(filter),
+                json!([{ "timestamp": "last_edited_time", "direction": "ascending" }]),
+                None,
+            )
             .await?;
         let mut found = None;
         for page in response.results {
@@ -75,7 +80,7 @@ impl NotionClient {
     async fn query_page(
         &self,
         filter: Option<Value>,
-        sort_by: &str,
+        sorts: Value,
         cursor: Option<&str>,
     ) -> Result<QueryResponse, NotionError> {
         let target = self.resolve_target().await?;
@@ -93,7 +98,7 @@ impl NotionClient {
         };
         let mut body = json!({
             "page_size": PAGE_SIZE,
-            "sorts": [{ "timestamp": sort_by, "direction": "ascending" }],
+            "sorts": sorts,
         });
         if let Some(filter) = filter {
             body["filter"] = filter;
@@ -133,10 +138,29 @@ impl NotionClient {
             page_id: page_id.to_string(),
             last_edited_time,
         };
-        let result = match self.page_row(properties, &origin).await? {
-            Ok(row) => map_row(self.mapping(), &origin, &row),
-            Err(e) => Err(e),
-        };
+        let mapping = self.mapping();
+        let (mut row, relations) = self.page_row(properties);
+        // The platform first: a sale of another platform needs no related page read.
+        if !relations.iter().any(|(name, _)| *name == mapping.platform) {
+            if let Ok(skipped @ Mapped::SkippedPlatform(_)) = map_row(mapping, &origin, &row) {
+                return Ok(PageOutcome::Record(NotionRecord {
+                    page_id: page_id.to_string(),
+                    last_edited_time,
+                    result: Ok(skipped),
+                }));
+            }
+        }
+        for (name, ids) in relations {
+            let mut titles = Vec::with_capacity(ids.len());
+            for id in ids {
+                match self.relation_title(&name, &id).await? {
+                    Some(title) => titles.push(title),
+                    None => titles.push(id),
+                }
+            }
+            row.insert(name, Cell::Names(titles));
+        }
+        let result = map_row(mapping, &origin, &row);
         Ok(PageOutcome::Record(NotionRecord {
             page_id: page_id.to_string(),
             last_edited_time,
@@ -144,44 +168,30 @@ impl NotionClient {
         }))
     }
 
-    /// The page's properties as a generic row, relation IDs of mapped columns replaced by
-    /// the related pages' titles (the supplier is a relation in the sales database).
-    async fn page_row(
+    /// The page's properties as a generic row, and the mapped relation columns whose related
+    /// pages' titles are to be read (the supplier is a relation in the sales database); in the
+    /// row they hold the related page IDs until then.
+    fn page_row(
         &self,
         properties: &serde_json::Map<String, Value>,
-        origin: &RecordSource,
-    ) -> Result<Result<Row, RecordError>, NotionError> {
+    ) -> (Row, Vec<(String, Vec<String>)>) {
         let mapped: HashSet<&str> = self.mapping().columns().into_iter().collect();
         let mut row = Row::new();
+        let mut relations = Vec::new();
         for (name, raw) in properties {
             let property = PropertyValue::from_json(raw);
-            let cell = match &property {
+            match property {
                 PropertyValue::Relation { ids, has_more } if mapped.contains(name.as_str()) => {
-                    if *has_more {
+                    if has_more {
                         tracing::warn!(property = %name, "Notion truncated a relation at 25 entries; only those are read");
                     }
-                    let mut titles = Vec::with_capacity(ids.len());
-                    for id in ids {
-                        match self.relation_title(id).await {
-                            Ok(title) => titles.push(title),
-                            Err(NotionError::NotFound { .. } | NotionError::Forbidden { .. }) => {
-                                return Ok(Err(RecordError {
-                                    origin: origin.clone(),
-                                    column: Some(name.clone()),
-                                    raw: Some(id.clone()),
-                                    message: "the related page cannot be read: share the related database with the integration too".into(),
-                                }));
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Cell::Names(titles)
+                    row.insert(name.clone(), Cell::Names(ids.clone()));
+                    relations.push((name.clone(), ids));
                 }
-                _ => property.to_cell(),
-            };
-            row.insert(name.clone(), cell);
+                _ => row.insert(name.clone(), property.to_cell()),
+            }
         }
-        Ok(Ok(row))
+        (row, relations)
     }
 }
 
@@ -239,50 +249,70 @@ impl QueryResponse {
 pub struct QueryStats {
     /// Requests made to the query endpoint.
     pub requests: u32,
-    /// Queries started (1 + the number of times the 10,000-result cap was met).
+    /// Queries started (1 + one per continuation after the 10,000-result cap and per part of a
+    /// crowded instant read on its own).
     pub windows: u32,
+    /// Page results Notion returned, repeats included: the cost of the read. Divided by the
+    /// pages read, it says how much was read twice.
+    pub results: u64,
     pub trashed_skipped: u32,
     /// Pages returned without properties (limited access).
     pub partial_skipped: u32,
-    /// Pages seen twice at a window boundary.
+    /// Pages seen twice (at a window boundary, or in a crowded instant read again in parts).
     pub duplicates_skipped: u32,
 }
 
 /// A running read of the sales, batch by batch: `while let Some(batch) = q.next_batch().await?`.
 ///
-/// The read is a sequence of queries ("windows"). The first filters on `last_edited_time` ≥
-/// `since`; when Notion's 10,000-result cap ends one, the next starts at the last edited time
-/// seen. Should more than 10,000 pages share one edited minute (a bulk edit), that minute is
-/// read on its own, by `created_time` windows, before going on after it.
+/// Pages come sorted by (`last_edited_time`, `created_time`). Notion ends every query at 10,000
+/// results, so the read is a sequence of queries ("windows"):
+/// 1. The first reads everything edited on or after `since`.
+/// 2. A window cut by the cap continues in a new window at the (edited, created) position of
+///    its last page. Everything before that position has been read, so only the pages sharing
+///    that exact position are read twice.
+/// 3. A capped window whose pages all share one (edited, created) instant (a bulk import or
+///    bulk edit puts thousands of pages there, and Notion rounds both times) cannot move on by
+///    time. That instant is split by the title: the pages whose title contains a substring
+///    and those whose title does not, the substring chosen from the titles just read so that
+///    both halves lose pages. Each half is strictly smaller, so the splitting ends; it fails
+///    only when more than 10,000 pages share the instant and an identical title.
+///
+/// Windows still to read are kept on a stack; the read goes on after a crowded instant once
+/// its parts are read, so pages still arrive in `last_edited_time` order.
 pub struct SalesQuery<'a> {
     client: &'a NotionClient,
     since: Option<OffsetDateTime>,
-    window: Window,
+    pending: Vec<Window>,
+    current: Option<Window>,
     cursor: Option<String>,
     capped: bool,
-    done: bool,
-    min_edited_in_window: Option<OffsetDateTime>,
-    max_edited_in_window: Option<OffsetDateTime>,
-    max_created_in_window: Option<OffsetDateTime>,
+    /// (edited, created) of the current window's first and last results.
+    first_in_window: Option<Instant>,
+    last_in_window: Option<Instant>,
+    /// Titles in the current window (kept only while it could turn out to be one instant).
+    titles_in_window: Vec<String>,
+    title_property: Option<String>,
     seen: HashSet<String>,
     stats: QueryStats,
 }
 
-/// The part of the data source one query reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
-    /// `last_edited_time` on or after.
-    edited_from: Option<OffsetDateTime>,
-    /// Set while reading one crowded edited minute by creation time.
-    minute: Option<MinuteWindow>,
-}
+/// A page's (`last_edited_time`, `created_time`): the read's sort key.
+type Instant = (OffsetDateTime, OffsetDateTime);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MinuteWindow {
-    /// `last_edited_time` before (the minute's end).
-    edited_before: OffsetDateTime,
-    /// `created_time` on or after.
-    created_from: Option<OffsetDateTime>,
+/// The part of the data source one query reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Window {
+    /// Edited on or after `since` (everything when `None`).
+    Since(Option<OffsetDateTime>),
+    /// Sort positions from `at` on: edited after `at.0`, or edited at `at.0` and created at or
+    /// after `at.1` (after it when `inclusive` is false).
+    From { at: Instant, inclusive: bool },
+    /// Pages edited and created at exactly `at`, whose titles satisfy every condition.
+    Instant {
+        at: Instant,
+        title: String,
+        conditions: Vec<(String, bool)>,
+    },
 }
 
 fn rfc3339(t: OffsetDateTime) -> Result<String, NotionError> {
@@ -292,24 +322,52 @@ fn rfc3339(t: OffsetDateTime) -> Result<String, NotionError> {
     })
 }
 
+fn condition(key: &str, op: &str, t: OffsetDateTime) -> Result<Value, NotionError> {
+    Ok(json!({ "timestamp": key, key: { op: rfc3339(t)? } }))
+}
+
+/// `key` at exactly `t`, without relying on `equals` for timestamps.
+fn exactly(key: &str, t: OffsetDateTime) -> Result<[Value; 2], NotionError> {
+    Ok([
+        condition(key, "on_or_after", t)?,
+        condition(key, "on_or_before", t)?,
+    ])
+}
+
 impl Window {
-    /// The filter and sort key of this window's query.
-    fn filter(&self) -> Result<(Option<Value>, &'static str), NotionError> {
-        let edited_from = match self.edited_from {
-            Some(t) => Some(
-                json!({ "timestamp": "last_edited_time", "last_edited_time": { "on_or_after": rfc3339(t)? } }),
-            ),
-            None => None,
-        };
-        let Some(minute) = self.minute else {
-            return Ok((edited_from, "last_edited_time"));
-        };
-        let mut conditions: Vec<Value> = edited_from.into_iter().collect();
-        conditions.push(json!({ "timestamp": "last_edited_time", "last_edited_time": { "before": rfc3339(minute.edited_before)? } }));
-        if let Some(created) = minute.created_from {
-            conditions.push(json!({ "timestamp": "created_time", "created_time": { "on_or_after": rfc3339(created)? } }));
-        }
-        Ok((Some(json!({ "and": conditions })), "created_time"))
+    fn filter(&self) -> Result<Option<Value>, NotionError> {
+        const EDITED: &str = "last_edited_time";
+        const CREATED: &str = "created_time";
+        Ok(match self {
+            Window::Since(None) => None,
+            Window::Since(Some(t)) => Some(condition(EDITED, "on_or_after", *t)?),
+            Window::From { at, inclusive } => {
+                let mut same_edit: Vec<Value> = exactly(EDITED, at.0)?.into();
+                let op = if *inclusive { "on_or_after" } else { "after" };
+                same_edit.push(condition(CREATED, op, at.1)?);
+                Some(json!({ "or": [
+                    condition(EDITED, "after", at.0)?,
+                    { "and": same_edit },
+                ] }))
+            }
+            Window::Instant {
+                at,
+                title,
+                conditions,
+            } => {
+                let mut all: Vec<Value> = exactly(EDITED, at.0)?.into();
+                all.extend(exactly(CREATED, at.1)?);
+                for (text, contains) in conditions {
+                    let op = if *contains {
+                        "contains"
+                    } else {
+                        "does_not_contain"
+                    };
+                    all.push(json!({ "property": title, "title": { op: text } }));
+                }
+                Some(json!({ "and": all }))
+            }
+        })
     }
 }
 
@@ -319,21 +377,61 @@ fn timestamp(page: &Value, key: &str) -> Option<OffsetDateTime> {
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
 }
 
+/// The name and plain text of a page's title property.
+fn title_of(page: &Value) -> Option<(String, String)> {
+    let (name, property) = page
+        .get("properties")?
+        .as_object()?
+        .iter()
+        .find(|(_, p)| p.get("type").and_then(Value::as_str) == Some("title"))?;
+    let text = match PropertyValue::from_json(property) {
+        PropertyValue::Title(text) => text,
+        _ => String::new(),
+    };
+    Some((name.clone(), text))
+}
+
+/// A substring that some but not all of `titles` contain, as close to half of them as can be
+/// found among the substrings of up to 4 characters; `None` when the titles are all the same.
+fn splitting_substring(titles: &[String]) -> Option<String> {
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for title in titles {
+        let bounds: Vec<usize> = title
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([title.len()])
+            .collect();
+        let mut in_title: HashSet<&str> = HashSet::new();
+        for (a, &start) in bounds.iter().enumerate() {
+            for &end in bounds.iter().skip(a + 1).take(4) {
+                in_title.insert(&title[start..end]);
+            }
+        }
+        for sub in in_title {
+            *counts.entry(sub).or_default() += 1;
+        }
+    }
+    let half = titles.len() / 2;
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 0 && *n < titles.len())
+        .min_by_key(|(sub, n)| (n.abs_diff(half), sub.len(), *sub))
+        .map(|(sub, _)| sub.to_string())
+}
+
 impl SalesQuery<'_> {
     fn new(client: &NotionClient, since: Option<OffsetDateTime>) -> SalesQuery<'_> {
         SalesQuery {
             client,
             since,
-            window: Window {
-                edited_from: since,
-                minute: None,
-            },
+            pending: vec![Window::Since(since)],
+            current: None,
             cursor: None,
             capped: false,
-            done: false,
-            min_edited_in_window: None,
-            max_edited_in_window: None,
-            max_created_in_window: None,
+            first_in_window: None,
+            last_in_window: None,
+            titles_in_window: Vec::new(),
+            title_property: None,
             seen: HashSet::new(),
             stats: QueryStats::default(),
         }
@@ -348,34 +446,49 @@ impl SalesQuery<'_> {
         self.since
     }
 
-    /// The next batch of records (possibly empty when a whole page was in the trash), or
-    /// `None` when every page has been read.
+    /// The next batch of records (possibly empty when a whole page was in the trash or read
+    /// before), or `None` when every page has been read.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<NotionRecord>>, NotionError> {
-        if self.done {
-            return Ok(None);
-        }
-        if self.cursor.is_none() {
-            self.stats.windows += 1;
-        }
-        let (filter, sort_by) = self.window.filter()?;
+        let window = match &self.current {
+            Some(window) => window.clone(),
+            None => match self.pending.pop() {
+                Some(window) => {
+                    self.stats.windows += 1;
+                    self.current = Some(window.clone());
+                    window
+                }
+                None => return Ok(None),
+            },
+        };
+        let sorts = json!([
+            { "timestamp": "last_edited_time", "direction": "ascending" },
+            { "timestamp": "created_time", "direction": "ascending" }
+        ]);
         let response = self
             .client
-            .query_page(filter, sort_by, self.cursor.as_deref())
+            .query_page(window.filter()?, sorts, self.cursor.as_deref())
             .await?;
         self.stats.requests += 1;
+        self.stats.results += response.results.len() as u64;
         self.capped |= response.capped;
 
         let mut batch = Vec::with_capacity(response.results.len());
         for page in &response.results {
             // Trashed pages move the window forward too.
-            let edited = timestamp(page, "last_edited_time");
-            if self.min_edited_in_window.is_none() || edited < self.min_edited_in_window {
-                self.min_edited_in_window = edited;
+            if let (Some(edited), Some(created)) = (
+                timestamp(page, "last_edited_time"),
+                timestamp(page, "created_time"),
+            ) {
+                let instant = (edited, created);
+                self.first_in_window.get_or_insert(instant);
+                if self.first_in_window == Some(instant) {
+                    if let Some((name, title)) = title_of(page) {
+                        self.title_property.get_or_insert(name);
+                        self.titles_in_window.push(title);
+                    }
+                }
+                self.last_in_window = self.last_in_window.max(Some(instant));
             }
-            self.max_edited_in_window = self.max_edited_in_window.max(edited);
-            self.max_created_in_window = self
-                .max_created_in_window
-                .max(timestamp(page, "created_time"));
             match self.client.page_to_record(page).await? {
                 PageOutcome::Trashed => self.stats.trashed_skipped += 1,
                 PageOutcome::Partial => self.stats.partial_skipped += 1,
@@ -399,75 +512,62 @@ impl SalesQuery<'_> {
             }
             return Ok(Some(batch));
         }
-        let next = if self.capped {
-            self.window_after_cap()?
-        } else {
-            self.window_after_end()
-        };
-        match next {
-            Some(window) => {
-                self.window = window;
-                self.cursor = None;
-                self.capped = false;
-                self.min_edited_in_window = None;
-                self.max_edited_in_window = None;
-                self.max_created_in_window = None;
-            }
-            None => self.done = true,
+        if self.capped {
+            self.after_cap(&window)?;
         }
+        self.current = None;
+        self.cursor = None;
+        self.capped = false;
+        self.first_in_window = None;
+        self.last_in_window = None;
+        self.titles_in_window.clear();
         Ok(Some(batch))
     }
 
-    /// The cap ended pagination silently: continue from the last time seen (pages at that
-    /// time come again and are dropped as already seen).
-    fn window_after_cap(&self) -> Result<Option<Window>, NotionError> {
-        let stuck = |at: Option<OffsetDateTime>| NotionError::ResultLimitStuck {
-            at: at.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default(),
+    /// The cap ended a window: continue after the last position read, or split a crowded
+    /// instant by title.
+    fn after_cap(&mut self, window: &Window) -> Result<(), NotionError> {
+        let (Some(first), Some(last)) = (self.first_in_window, self.last_in_window) else {
+            return Err(NotionError::ResultLimitStuck { at: String::new() });
         };
-        match self.window.minute {
-            None => {
-                let Some(edited) = self.max_edited_in_window else {
-                    return Err(stuck(None));
-                };
-                // A window that spans more than one minute can move on; one whose pages all
-                // share a minute would only return the same pages again.
-                let spans_minutes = self.min_edited_in_window < Some(edited);
-                if Some(edited) > self.window.edited_from && spans_minutes {
-                    tracing::info!(from = %edited, "Notion's 10,000-result cap reached; continuing in a new query");
-                    return Ok(Some(Window {
-                        edited_from: Some(edited),
-                        minute: None,
-                    }));
-                }
-                // 10,000 pages edited in one minute: read that minute by creation time.
-                tracing::info!(minute = %edited, "Notion's result cap reached within one edited minute; reading it by created time");
-                Ok(Some(Window {
-                    edited_from: Some(edited),
-                    minute: Some(MinuteWindow {
-                        edited_before: edited + time::Duration::minutes(1),
-                        created_from: None,
-                    }),
-                }))
-            }
-            Some(minute) => match self.max_created_in_window {
-                Some(created) if Some(created) > minute.created_from => Ok(Some(Window {
-                    minute: Some(MinuteWindow {
-                        created_from: Some(created),
-                        ..minute
-                    }),
-                    ..self.window
-                })),
-                other => Err(stuck(other)),
-            },
+        if first < last {
+            tracing::info!(edited = %last.0, "Notion's 10,000-result cap reached; continuing in a new query");
+            self.pending.push(Window::From {
+                at: last,
+                inclusive: true,
+            });
+            return Ok(());
         }
-    }
-
-    /// A window ended normally: done, or back to the main read after a crowded minute.
-    fn window_after_end(&self) -> Option<Window> {
-        self.window.minute.map(|minute| Window {
-            edited_from: Some(minute.edited_before),
-            minute: None,
-        })
+        // Every result shares one instant: read the rest of the window after it, and the
+        // instant itself in two parts by title, before that.
+        let stuck = || NotionError::ResultLimitStuck {
+            at: last.0.format(&Rfc3339).unwrap_or_default(),
+        };
+        let (title, conditions) = match window {
+            Window::Instant {
+                title, conditions, ..
+            } => (title.clone(), conditions.clone()),
+            Window::Since(_) | Window::From { .. } => {
+                self.pending.push(Window::From {
+                    at: last,
+                    inclusive: false,
+                });
+                (self.title_property.clone().ok_or_else(stuck)?, Vec::new())
+            }
+        };
+        let split = splitting_substring(&self.titles_in_window).ok_or_else(stuck)?;
+        tracing::info!(edited = %last.0, created = %last.1, contains = %split,
+            "more than 10,000 pages share one edited and created time; reading them in parts by title");
+        for contains in [false, true] {
+            let mut conditions = conditions.clone();
+            conditions.push((split.clone(), contains));
+            self.pending.push(Window::Instant {
+                at: last,
+                title: title.clone(),
+                conditions,
+            });
+        }
+        Ok(())
     }
 
     /// Reads everything (for small databases and tests).

@@ -23,6 +23,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use time::{Date, Month};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// What could not be parsed, with the raw text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,8 +87,10 @@ pub fn non_empty(raw: &str) -> Option<&str> {
 }
 
 /// Money as Notion renders it: `€1,234.56`, `1.234,56 €`, `$99`, `-€5.00`, `EUR 12,50`,
-/// `(5.00)`. Currency symbols and ISO codes are dropped (the amount's currency is the
-/// business's); a single ambiguous separator is a thousands separator.
+/// `(5.00)`, `₱1,234.56`, `R$ 10,00`, `CHF 12.50`, `12,50 zł`. Any currency symbol Unicode
+/// knows and any currency code or short local abbreviation is dropped (see
+/// [`is_currency_word`]; the amount's currency is the business's); a single ambiguous
+/// separator is a thousands separator.
 pub fn parse_money(raw: &str) -> Result<Option<Decimal>, ValueError> {
     parse_money_in(raw, DecimalSeparator::Auto)
 }
@@ -145,43 +148,100 @@ fn parse_number(
     expected: &'static str,
 ) -> Result<Decimal, ValueError> {
     let err = |reason: &str| ValueError::new(expected, text, reason);
-    let mut negative = false;
-    let mut body = String::with_capacity(text.len());
-    let mut letters = String::new();
-    let mut letters_after_digits = false;
-    for c in text.chars() {
-        match c {
-            '0'..='9' if letters_after_digits => return Err(err("letters between the digits")),
-            '0'..='9' | '.' | ',' => body.push(c),
-            '-' | '\u{2212}' => {
-                if !body.is_empty() || negative {
-                    return Err(err("a minus sign inside the number"));
-                }
-                negative = true;
-            }
-            '(' | ')' => negative = true,
-            '+' => {}
-            // Grouping used by some locales (`1 234,56`, `1'234.56`) and currency symbols.
-            c if c.is_whitespace() || c == '\'' || c == '\u{2019}' => {}
-            '$' | '€' | '£' | '¥' | '₩' | '₽' | '₹' | '¢' | '₺' | '₪' | '₫' => {}
-            c if c.is_ascii_alphabetic() => {
-                letters_after_digits |= !body.is_empty();
-                letters.push(c);
-            }
-            _ => return Err(err(&format!("unexpected character {c:?}"))),
+    let (Some(first_digit), Some(last_digit)) = (
+        text.find(|c: char| c.is_ascii_digit()),
+        text.rfind(|c: char| c.is_ascii_digit()),
+    ) else {
+        return Err(err("no digits"));
+    };
+    // A separator right before the first digit belongs to the number (`.5`), unless it ends
+    // a currency abbreviation (`руб.5` is not written, `د.إ` ends in a letter).
+    let mut start = first_digit;
+    let mut before = text[..start].chars().rev();
+    if let Some(sep @ ('.' | ',')) = before.next() {
+        if !before.next().is_some_and(char::is_alphabetic) {
+            start -= sep.len_utf8();
         }
     }
-    // Allow currency codes and prefixes such as `EUR`, `USD`, `CHF`, `US$`, `R$`, `kr`.
-    if letters.len() > 3 {
-        return Err(err("not a number"));
+    let (prefix, core, suffix) = (
+        &text[..start],
+        &text[start..=last_digit],
+        &text[last_digit + 1..],
+    );
+
+    let mut body = String::with_capacity(core.len());
+    for c in core.chars() {
+        match c {
+            '0'..='9' | '.' | ',' => body.push(c),
+            // Grouping used by some locales (`1 234,56`, `1'234.56`).
+            c if c.is_whitespace() || c == '\'' || c == '\u{2019}' => {}
+            '-' | '\u{2212}' => return Err(err("a minus sign inside the number")),
+            c if c.is_alphabetic() || is_currency_symbol(c) => {
+                return Err(err("letters between the digits"))
+            }
+            c => return Err(err(&format!("unexpected character {c:?}"))),
+        }
     }
-    if body.is_empty() {
-        return Err(err("no digits"));
+
+    let mut negative = false;
+    for (part, is_prefix) in [(prefix, true), (suffix, false)] {
+        let mut word = String::new();
+        let check_word = |word: &mut String| -> Result<(), ValueError> {
+            if !word.is_empty() && !is_currency_word(word) {
+                return Err(err(&format!("{word:?} is not a currency")));
+            }
+            word.clear();
+            Ok(())
+        };
+        for c in part.chars() {
+            match c {
+                '-' | '\u{2212}' if is_prefix => {
+                    if negative {
+                        return Err(err("two minus signs"));
+                    }
+                    negative = true;
+                    check_word(&mut word)?;
+                }
+                '(' if is_prefix => negative = true,
+                ')' if !is_prefix => negative = true,
+                '+' if is_prefix => check_word(&mut word)?,
+                c if c.is_whitespace() => check_word(&mut word)?,
+                c => word.push(c),
+            }
+        }
+        check_word(&mut word)?;
     }
     let normalised = normalise_separators(&body, ambiguity, separator)
         .ok_or_else(|| err("misplaced separators"))?;
     let value = Decimal::from_str(&normalised).map_err(|e| err(&e.to_string()))?;
     Ok(if negative { -value } else { value })
+}
+
+/// A character of Unicode's currency-symbol category (Sc): `$ € £ ¥ ₱ ₹ ₪ ฿ ₵ ﷼` and every
+/// other sign Unicode knows, without a list here to keep up to date.
+fn is_currency_symbol(c: char) -> bool {
+    c.general_category() == GeneralCategory::CurrencySymbol
+}
+
+/// A word next to an amount that names its currency: symbols (Sc), symbols with a country
+/// prefix (`R$`, `US$`, `HK$`), ISO 4217 codes (`CHF`, `PLN`; every code is three letters) and
+/// the short local abbreviations Notion and CLDR render (`zł`, `Kč`, `kr`, `Ft`, `lei`, `Rp`,
+/// `RM`, `S/`, `руб.`, `د.إ`). Longer words (`euros`, `twelve`) are not currencies.
+fn is_currency_word(word: &str) -> bool {
+    let mut letters = 0;
+    let mut marks = 0;
+    for c in word.chars() {
+        if c.is_alphabetic() {
+            letters += 1;
+        } else if is_currency_symbol(c) {
+            marks += 1;
+        } else if c == '.' || c == '/' {
+            // Abbreviation dots and the `/` of `S/`; never a word alone.
+        } else {
+            return false;
+        }
+    }
+    letters <= 3 && letters + marks > 0
 }
 
 /// Digits with `.`/`,` → digits with at most one `.` as decimal point, or `None` when the
@@ -608,6 +668,27 @@ mod tests {
         assert_eq!(money("(5.00)"), d("-5.00"));
         assert_eq!(money("CHF 1'234.50"), d("1234.50"));
         assert_eq!(money("0.5"), d("0.5"));
+    }
+
+    #[test]
+    fn money_in_any_currency_unicode_knows() {
+        assert_eq!(money("₱1,234.56"), d("1234.56"));
+        assert_eq!(money("R$ 1.234,56"), d("1234.56"));
+        assert_eq!(money("R$1.234,56"), d("1234.56"));
+        assert_eq!(money("CHF 12.50"), d("12.50"));
+        assert_eq!(money("12,50 zł"), d("12.50"));
+        assert_eq!(money("฿1,200"), d("1200"));
+        assert_eq!(money("1 200 Kč"), d("1200"));
+        assert_eq!(money("₴99,90"), d("99.90"));
+        assert_eq!(money("US$ 5"), d("5"));
+        assert_eq!(money("-₹ 1,000.50"), d("-1000.50"));
+        assert_eq!(money("12 руб."), d("12"));
+        assert_eq!(money("Rp 15.000"), d("15000"));
+        assert_eq!(money("S/ 20.00"), d("20.00"));
+        assert_eq!(money("PLN 7,5"), d("7.5"));
+        for bad in ["12 euros", "twelve euros", "12 € euros", "€€5-", "5 %$"] {
+            assert!(parse_money(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! 5xx, slow answers, malformed JSON. It counts requests per route (tests assert on them).
 
 mod catalog;
+pub mod notion_api;
 pub mod notion_export;
 
 use std::collections::{HashMap, HashSet};

@@ -449,3 +449,85 @@ async fn update_writes_only_what_changed() {
     .unwrap();
     assert_eq!(net.to_string(), "1510.00");
 }
+
+#[tokio::test]
+async fn a_crlf_export_names_the_spreadsheet_row_in_the_report_and_the_sync_log() {
+    use crate::notion_export::{crlf_export, line};
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines: Vec<String> = (1..=6)
+        .map(|n| line(&format!("7590000{n}-7690000{n}"), "€100.00", "€150.00"))
+        .collect();
+    lines[4] = line("75900005-76900005", "€100.00", "€twelve");
+    let file = dir
+        .path()
+        .join("Sales 0123456789abcdef0123456789abcdef_all.csv");
+    std::fs::write(&file, crlf_export(&lines)).unwrap();
+    let (code, stdout, stderr) = backfill(&db, &["--csv", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("FAILED row 6"), "header = row 1: {stdout}");
+    let errors: Vec<String> = sqlx::query_scalar(
+        "SELECT error_message FROM integration.notion_sale_sync_log WHERE sync_status = 'failed'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("row 6, column \"Net Sale\""),
+        "{errors:?}"
+    );
+    assert_eq!(db.count("platforms.stockx_orders").await, 5);
+}
+
+#[tokio::test]
+async fn an_export_without_optional_columns_imports() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Sales.csv");
+    std::fs::write(
+        &file,
+        "\u{feff}Sale ID,Name,Net Buy,Net Sale,SKU,Sale Date,Sale Platform,Size,Supplier\r\n\
+         75600001-76600001,Dunk,€100.00,€150.00,DD1391-100,\"November 5, 2023\",StockX,US 10,Zalando\r\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = backfill(&db, &["--csv", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["created"], 1, "{report}");
+}
+
+#[tokio::test]
+async fn a_multi_database_export_needs_and_takes_database() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::notion_export::five_databases(dir.path());
+    let (code, _, stderr) = backfill(&db, &["--csv", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Sales Archive")
+            && stderr.contains("Expenses")
+            && stderr.contains("--database NAME"),
+        "lists the databases: {stderr}"
+    );
+    let (code, stdout, stderr) = backfill(
+        &db,
+        &[
+            "--csv",
+            file.to_str().unwrap(),
+            "--database",
+            "Sales Archive",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["created"], 2, "{report}");
+    assert!(
+        report["source"]
+            .as_str()
+            .unwrap()
+            .contains("Sales Archive 1123456789abcdef0123456789abcdef_all.csv"),
+        "says which database was read: {report}"
+    );
+}

@@ -12,6 +12,8 @@ mod embedded;
 mod enrich;
 mod n8n;
 mod notion;
+mod notion_api;
+mod notion_export;
 mod reporting;
 mod roles;
 mod schedule;
