@@ -1,7 +1,7 @@
 //! `stockx-sync demo`: the whole flow in one command, for a newcomer.
 //!
 //! In the database every other command uses (the embedded cluster's `stockx_sync`, or the one
-//! named with `--database`; with `DATABASE_URL` and no `--database`, `stockx_sync_demo` beside
+//! named with `--db`; with `DATABASE_URL` and no `--db`, `stockx_sync_demo` beside
 //! the configured one, so a real database never gets demo sales), recreated each run and left
 //! in place to look at, it starts the local StockX sandbox and the worker in this process, enters
 //! sales through `platforms.stockx_sale_entry` as Budibase would (among them one with a wrong
@@ -26,7 +26,7 @@ use crate::sales::{self, SaleEntry};
 use crate::sandbox::{self, SandboxOptions};
 use crate::validate::store::open_warnings;
 
-/// The demo's database when `DATABASE_URL` is set and `--database` is not.
+/// The demo's database when `DATABASE_URL` is set and `--db` is not.
 pub const DEMO_DB: &str = "stockx_sync_demo";
 
 /// Runs the demo in the database `target` of `database`'s server.
@@ -106,7 +106,7 @@ pub async fn run(
     let flag = if target == database.connect_options.get_database().unwrap_or_default() {
         String::new()
     } else {
-        format!(" --database {target}")
+        format!(" --db {target}")
     };
     println!(
         "6. Done. The demo data stays in database {target}: `stockx-sync{flag} status`, `verify` and `worker` see it; `stockx-sync{flag} demo` starts over."
@@ -140,7 +140,7 @@ async fn recreate_database(database: &Database, target: &str) -> anyhow::Result<
         conn.close().await?;
         if foreign > 0 {
             anyhow::bail!(
-                "database {target} holds {foreign} sale(s) the demo did not enter, and the demo starts by recreating its database; run it in another one: stockx-sync --database {DEMO_DB} demo"
+                "database {target} holds {foreign} sale(s) the demo did not enter, and the demo starts by recreating its database; run it in another one: stockx-sync --db {DEMO_DB} demo"
             );
         }
     }

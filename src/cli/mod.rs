@@ -36,8 +36,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Use this database instead of the configured one (same server; on the embedded cluster it
-    /// is created when missing), e.g. `--database stockx_sync_demo`.
-    #[arg(long, global = true, value_name = "NAME", value_parser = parse_database_name)]
+    /// is created when missing), e.g. `--db stockx_sync_demo`.
+    #[arg(long = "db", global = true, value_name = "NAME", value_parser = parse_database_name)]
     pub database: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -250,7 +250,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     // The demo recreates its database, so it connects to the configured one and is told which
-    // to use: `--database`, else the embedded cluster's own, else one beside DATABASE_URL's.
+    // to use: `--db`, else the embedded cluster's own, else one beside DATABASE_URL's.
     let demo_target = match &cli.database {
         Some(name) => name.clone(),
         None if settings.database_url.is_some() => demo::DEMO_DB.to_string(),

@@ -213,12 +213,12 @@ async fn the_demo_never_recreates_a_database_holding_other_sales() {
     let db = TestDb::new().await;
     Sale::new("C-1").insert(&db.pool).await.unwrap();
     let (code, stdout, stderr) = run(command()
-        .args(["--database", &db.name, "demo"])
+        .args(["--db", &db.name, "demo"])
         .env("DATABASE_URL", db.url()));
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
         stderr.contains("1 sale(s) the demo did not enter")
-            && stderr.contains("--database stockx_sync_demo"),
+            && stderr.contains("--db stockx_sync_demo"),
         "{stderr}"
     );
     assert_eq!(db.count("platforms.stockx_orders").await, 1);
