@@ -5,13 +5,15 @@
 //!
 //! It speaks the OAuth refresh-token grant (`POST /oauth/token`), catalog search, product,
 //! variants, market data (per variant and per product) and the seller's orders, checks
-//! `x-api-key` and the bearer token like StockX, and can inject faults: 429 with `Retry-After`,
-//! 5xx, slow answers, malformed JSON. It counts requests per route (tests assert on them).
+//! `x-api-key` and the bearer token like StockX, and can inject faults: 429 with `Retry-After`
+//! (every n-th request, or above a real rate: N requests per sliding second), 5xx, slow
+//! answers, malformed JSON. It counts requests per route and the 429s it sent (tests and the
+//! storm figures use them). Sizes can be added to a product while it runs.
 
 mod catalog;
 pub mod notion_export;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,6 +60,9 @@ pub struct Faults {
     /// Every n-th request answers 429 with `Retry-After: retry_after_secs`.
     pub throttle_every_nth: Option<u64>,
     pub retry_after_secs: u64,
+    /// At most this many API requests are accepted per sliding second; the rest answer 429
+    /// with `Retry-After` in whole seconds until a slot frees (as rate-limiting servers do).
+    pub max_requests_per_second: Option<u32>,
     /// Every n-th request answers 503.
     pub server_error_every_nth: Option<u64>,
     /// Every request is delayed this long.
@@ -74,6 +79,9 @@ struct Shared {
     catalog: catalog::Catalog,
     requests: Mutex<Vec<(String, Instant)>>,
     api_requests: Mutex<u64>,
+    /// Arrival of the requests the rate fault accepted during the last second.
+    accepted_recently: Mutex<VecDeque<Instant>>,
+    throttled: Mutex<u64>,
 }
 
 /// A running sandbox; stops when dropped.
@@ -156,6 +164,17 @@ impl SandboxHandle {
             .collect()
     }
 
+    /// API requests answered 429 so far.
+    pub fn throttled_count(&self) -> u64 {
+        *self.shared.throttled.lock().expect("lock")
+    }
+
+    /// Adds a size to a bundled product, as StockX does when a new size is released: its
+    /// variants and market data include it from now on.
+    pub fn add_size(&self, product_id: &str, us: &str, eu: &str) {
+        self.shared.catalog.add_size(product_id, us, eu);
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         *self.shared.faults.lock().expect("lock") = faults;
     }
@@ -188,6 +207,8 @@ pub async fn spawn(addr: SocketAddr, options: SandboxOptions) -> std::io::Result
         catalog,
         requests: Mutex::new(Vec::new()),
         api_requests: Mutex::new(0),
+        accepted_recently: Mutex::new(VecDeque::new()),
+        throttled: Mutex::new(0),
     });
     let stop = CancellationToken::new();
     let app = router(shared.clone());
@@ -262,12 +283,26 @@ async fn gate(shared: &Shared, route: &str, headers: &HeaderMap) -> Result<bool,
         .throttle_every_nth
         .is_some_and(|k| k > 0 && n % k == 0)
     {
-        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-        response.headers_mut().insert(
-            "retry-after",
-            faults.retry_after_secs.to_string().parse().expect("number"),
-        );
-        return Err(response);
+        return Err(too_many_requests(shared, faults.retry_after_secs));
+    }
+    if let Some(limit) = faults.max_requests_per_second {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut recent = shared.accepted_recently.lock().expect("lock");
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= second)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= limit as usize {
+            let frees_in = recent
+                .front()
+                .map_or(second, |t| second.saturating_sub(now.duration_since(*t)));
+            let secs = frees_in.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(too_many_requests(shared, secs));
+        }
+        recent.push_back(now);
     }
     if faults
         .server_error_every_nth
@@ -279,6 +314,16 @@ async fn gate(shared: &Shared, route: &str, headers: &HeaderMap) -> Result<bool,
         ));
     }
     Ok(faults.malformed_json)
+}
+
+fn too_many_requests(shared: &Shared, retry_after_secs: u64) -> Response {
+    *shared.throttled.lock().expect("lock") += 1;
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    response.headers_mut().insert(
+        "retry-after",
+        retry_after_secs.to_string().parse().expect("number"),
+    );
+    response
 }
 
 fn answer(malformed: bool, body: Value) -> Response {

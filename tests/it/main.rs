@@ -9,6 +9,7 @@ mod deploy;
 mod embedded;
 mod enrich;
 mod notion;
+mod ratelimit;
 mod reporting;
 mod schema;
 mod stockx;
