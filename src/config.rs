@@ -77,6 +77,26 @@ pub struct StockxSettings {
     pub currency: String,
     /// Timeout of one HTTP request, in seconds.
     pub timeout_secs: u64,
+    /// A product's variants are fetched again after this many seconds.
+    pub variant_cache_secs: u64,
+    /// A size missing from variants cached longer than this fetches them once more.
+    pub variant_recheck_secs: u64,
+    /// A product's market data is fetched again after this many seconds.
+    pub market_data_cache_secs: u64,
+    /// Products kept in each of those caches (least recently used dropped first).
+    pub cache_products: usize,
+}
+
+impl StockxSettings {
+    /// The enricher's cache lifetimes and size.
+    pub fn cache_config(&self) -> crate::enrich::cache::CacheConfig {
+        crate::enrich::cache::CacheConfig {
+            variants_ttl: Duration::from_secs(self.variant_cache_secs),
+            variant_recheck: Duration::from_secs(self.variant_recheck_secs),
+            market_data_ttl: Duration::from_secs(self.market_data_cache_secs),
+            products: self.cache_products,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +181,10 @@ impl Default for StockxSettings {
             daily_request_budget: 25_000,
             currency: "EUR".into(),
             timeout_secs: 15,
+            variant_cache_secs: 3600,
+            variant_recheck_secs: 300,
+            market_data_cache_secs: 600,
+            cache_products: 1000,
         }
     }
 }
@@ -267,6 +291,9 @@ impl Settings {
                 "stockx.currency",
                 format!("must be a three-letter ISO code such as EUR or USD, got {currency:?}"),
             );
+        }
+        if self.stockx.cache_products == 0 {
+            return fail("stockx.cache_products", "must be at least 1".into());
         }
         if self.worker.concurrency == 0 {
             return fail("worker.concurrency", "must be at least 1".into());

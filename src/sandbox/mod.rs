@@ -69,6 +69,8 @@ pub struct Faults {
     pub delay: Duration,
     /// Successful answers carry a body that is not JSON.
     pub malformed_json: bool,
+    /// Market data leaves out `currencyCode` (the schema allows it).
+    pub market_data_without_currency: bool,
 }
 
 struct Shared {
@@ -456,8 +458,22 @@ async fn product_market_data(
         Err(r) => return r,
     };
     let currency = q.get("currencyCode").map(String::as_str).unwrap_or("USD");
+    let without_currency = shared
+        .faults
+        .lock()
+        .expect("lock")
+        .market_data_without_currency;
     match shared.catalog.market_data(&product_id, None, currency) {
-        Ok(data) => answer(malformed, Value::Array(data)),
+        Ok(mut data) => {
+            if without_currency {
+                for md in &mut data {
+                    if let Some(md) = md.as_object_mut() {
+                        md.remove("currencyCode");
+                    }
+                }
+            }
+            answer(malformed, Value::Array(data))
+        }
         Err((status, message)) => error(status, message),
     }
 }

@@ -601,3 +601,95 @@ async fn concurrent_callers_share_one_token_and_the_daily_budget_is_enforced() {
         "the sixth was never sent"
     );
 }
+
+/// Variants are cached, but not for ever: a size StockX adds after the first lookup is found
+/// by a later job (the recheck interval is 0 here: a missing size always asks StockX again).
+#[tokio::test]
+async fn a_size_added_to_stockx_after_the_first_lookup_is_found_later() {
+    let db = TestDb::new().await;
+    let sandbox = sandbox::spawn("127.0.0.1:0".parse().unwrap(), SandboxOptions::default())
+        .await
+        .unwrap();
+    let mut settings = settings_for(&sandbox, 100.0, 2);
+    settings.stockx.variant_recheck_secs = 0;
+    let app = App::build(&settings, db.pool.clone()).await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let variant_of = |order: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT i.stockx_variant_id FROM products.inventory i
+                 JOIN platforms.stockx_listings l ON l.inventory_id = i.id
+                 JOIN platforms.stockx_orders o ON o.listing_id = l.id
+                 WHERE o.stockx_order_number = $1",
+            )
+            .bind(order)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+
+    let mut first = Sale::new("NEWSIZE-1");
+    first.size = "14";
+    first.insert(&db.pool).await.unwrap();
+    wait_for_idle_queue(&db, Duration::from_secs(20)).await;
+    assert_eq!(variant_of("NEWSIZE-1").await, None, "StockX has no 14 yet");
+    let not_found: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM integration.validation_warnings
+         WHERE rule = 'stockx_variant_not_found' AND resolved_at IS NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(not_found, 1);
+
+    sandbox.add_size("5e6a1e57-1c7d-435a-82bd-5666a13560fe", "14", "48.5");
+    let mut second = Sale::new("NEWSIZE-2");
+    second.size = "14";
+    second.insert(&db.pool).await.unwrap();
+    wait_for_idle_queue(&db, Duration::from_secs(20)).await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        variant_of("NEWSIZE-2").await.as_deref(),
+        Some("5e6a1e57-14"),
+        "the new size is found without a restart"
+    );
+}
+
+/// Market data without `currencyCode` is stored in the currency it was asked in
+/// (`STOCKX_CURRENCY`), not in a fixed one.
+#[tokio::test]
+async fn market_data_is_stored_in_the_configured_currency() {
+    let db = TestDb::new().await;
+    let sandbox = sandbox::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        SandboxOptions {
+            faults: Faults {
+                market_data_without_currency: true,
+                ..Faults::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut settings = settings_for(&sandbox, 100.0, 2);
+    settings.stockx.currency = "USD".into();
+    let app = App::build(&settings, db.pool.clone()).await.unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    Sale::new("CURRENCY-1").insert(&db.pool).await.unwrap();
+    wait_for_idle_queue(&db, Duration::from_secs(20)).await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let rows: Vec<(String, Option<Decimal>)> =
+        sqlx::query_as("SELECT currency, lowest_ask FROM platforms.marketplace_data")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    // 112 EUR × 1.08 for US M 10 in the sandbox's fixed rates.
+    assert_eq!(rows, vec![("USD".to_string(), Some(dec("121")))]);
+}
