@@ -2,7 +2,7 @@
 //! queue's own pool, the StockX client, the enricher, the worker and the HTTP listener (bound at
 //! once, so its address is known before anything runs); `run_until_stopped(shutdown)` runs them
 //! until the token is cancelled and then stops them in order (worker first, so running jobs can
-//! finish; then the HTTP server; then the queue's pool).
+//! finish; then a running Notion batch sync; then the HTTP server; then the queue's pool).
 //!
 //! The `worker` command, `demo`, `bench` and the integration tests all start the program this
 //! way; they differ only in their settings (and the benchmark's no-op job handler).
@@ -23,6 +23,8 @@ use crate::stockx::StockxError;
 /// Connections of the queue's own pool: the claimer, the completer, the keeper and the
 /// per-job failure/postpone writes.
 const QUEUE_POOL_SIZE: u32 = 4;
+/// Time a cancelled Notion batch sync gets to end before it is aborted.
+const BATCH_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the program could not be put together.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,9 @@ pub struct App {
     listener: tokio::net::TcpListener,
     router: axum::Router,
     http_addr: SocketAddr,
+    http_options: http::ServeOptions,
+    /// The Notion endpoints, whose background batch stops with the program.
+    bridge: Option<Arc<NotionBridge>>,
 }
 
 impl App {
@@ -106,7 +111,7 @@ impl App {
                 metrics: http::metrics_handle(),
                 poll_only: options.poll_only,
             },
-            bridge,
+            bridge.clone(),
         );
         let addr = settings.http.addr;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -122,6 +127,10 @@ impl App {
             listener,
             router,
             http_addr,
+            http_options: http::ServeOptions {
+                read_timeout: settings.http.read_timeout(),
+            },
+            bridge,
         })
     }
 
@@ -139,8 +148,16 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
         tracing::info!(addr = %self.http_addr, "HTTP listening: /metrics /healthz /readyz");
         let http_stop = CancellationToken::new();
-        let http_task = http::serve_listener(self.listener, self.router, http_stop.clone());
+        let http_task = http::serve_listener_with(
+            self.listener,
+            self.router,
+            http_stop.clone(),
+            self.http_options,
+        );
         let result = self.worker.run(shutdown).await;
+        if let Some(bridge) = &self.bridge {
+            bridge.shutdown(BATCH_STOP_GRACE).await;
+        }
         http_stop.cancel();
         let _ = http_task.await;
         self.queue_pool.close().await;

@@ -117,8 +117,25 @@ pub struct NotionSettings {
 pub struct HttpSettings {
     /// Listener for `/metrics`, `/healthz`, `/readyz` and the POST endpoints.
     pub addr: SocketAddr,
-    /// Bearer token for the POST endpoints; unset means they answer 503.
+    /// Bearer token for the POST endpoints; unset or empty means they answer 503.
     pub api_token: Option<SecretString>,
+    /// Seconds a client may take to send a request's headers or body, and that an idle
+    /// keep-alive connection stays open.
+    pub read_timeout_secs: u64,
+}
+
+impl HttpSettings {
+    /// The token, unless it is unset or blank (`STOCKX_SYNC_API_TOKEN=` as `.env.example`
+    /// ships it): a blank token must never mean "no authentication".
+    pub fn configured_api_token(&self) -> Option<&SecretString> {
+        self.api_token
+            .as_ref()
+            .filter(|t| !t.expose_secret().trim().is_empty())
+    }
+
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_secs(self.read_timeout_secs)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -206,6 +223,7 @@ impl Default for HttpSettings {
         HttpSettings {
             addr: "127.0.0.1:9464".parse().expect("static address"),
             api_token: None,
+            read_timeout_secs: 10,
         }
     }
 }
@@ -291,6 +309,9 @@ impl Settings {
                 "stockx.currency",
                 format!("must be a three-letter ISO code such as EUR or USD, got {currency:?}"),
             );
+        }
+        if self.http.read_timeout_secs == 0 {
+            return fail("http.read_timeout_secs", "must be at least 1 second".into());
         }
         if self.stockx.cache_products == 0 {
             return fail("stockx.cache_products", "must be at least 1".into());

@@ -8,6 +8,7 @@ mod cli;
 mod deploy;
 mod embedded;
 mod enrich;
+mod http;
 mod notion;
 mod ratelimit;
 mod reporting;
