@@ -280,19 +280,12 @@ fn notion_page_id(text: &str) -> Option<String> {
             .all(|(i, c)| (c == '-') == matches!(i, 8 | 13 | 18 | 23)),
         _ => false,
     };
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if !dashed_ok || hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    let hex = text.chars().filter(|c| *c != '-');
+    if !dashed_ok || hex.clone().count() != 32 || !hex.clone().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
-    let hex = hex.to_ascii_lowercase();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
+    // The strict shape is checked above; this only writes it in the dashed lower-case form.
+    crate::notion::values::extract_notion_id(text)
 }
 
 async fn sync_one(State(bridge): State<Arc<NotionBridge>>, request: Request) -> Response {
