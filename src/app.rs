@@ -2,7 +2,7 @@
 //! queue's own pool, the StockX client, the enricher, the worker and the HTTP listener (bound at
 //! once, so its address is known before anything runs); `run_until_stopped(shutdown)` runs them
 //! until the token is cancelled and then stops them in order (worker first, so running jobs can
-//! finish; then the HTTP server; then the queue's pool).
+//! finish; then a running Notion batch sync; then the HTTP server; then the queue's pool).
 //!
 //! The real program also runs the scheduler (`schedule`: the nightly Notion reconciliation and
 //! the daily refresh), stopped by the same token, and wraps the enricher so that Notion
@@ -30,6 +30,8 @@ use crate::stockx::StockxError;
 /// Connections of the queue's own pool: the claimer, the completer, the keeper and the
 /// per-job failure/postpone writes.
 const QUEUE_POOL_SIZE: u32 = 4;
+/// Time a cancelled Notion batch sync gets to end before it is aborted.
+const BATCH_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the program could not be put together.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,9 @@ pub struct App {
     router: axum::Router,
     http_addr: SocketAddr,
     scheduler: Option<Scheduler>,
+    http_options: http::ServeOptions,
+    /// The Notion endpoints, whose background batch stops with the program.
+    bridge: Option<Arc<NotionBridge>>,
 }
 
 impl App {
@@ -131,7 +136,7 @@ impl App {
                 metrics: http::metrics_handle(),
                 poll_only: options.poll_only,
             },
-            bridge,
+            bridge.clone(),
         );
         let addr = settings.http.addr;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -148,6 +153,10 @@ impl App {
             router,
             http_addr,
             scheduler: None,
+            http_options: http::ServeOptions {
+                read_timeout: settings.http.read_timeout(),
+            },
+            bridge,
         })
     }
 
@@ -166,11 +175,19 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), AppError> {
         tracing::info!(addr = %self.http_addr, "HTTP listening: /metrics /healthz /readyz");
         let http_stop = CancellationToken::new();
-        let http_task = http::serve_listener(self.listener, self.router, http_stop.clone());
+        let http_task = http::serve_listener_with(
+            self.listener,
+            self.router,
+            http_stop.clone(),
+            self.http_options,
+        );
         let scheduler = self
             .scheduler
             .map(|s| tokio::spawn(s.run(shutdown.clone())));
         let result = self.worker.run(shutdown).await;
+        if let Some(bridge) = &self.bridge {
+            bridge.shutdown(BATCH_STOP_GRACE).await;
+        }
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;
         }

@@ -87,6 +87,26 @@ pub struct StockxSettings {
     pub currency: String,
     /// Timeout of one HTTP request, in seconds.
     pub timeout_secs: u64,
+    /// A product's variants are fetched again after this many seconds.
+    pub variant_cache_secs: u64,
+    /// A size missing from variants cached longer than this fetches them once more.
+    pub variant_recheck_secs: u64,
+    /// A product's market data is fetched again after this many seconds.
+    pub market_data_cache_secs: u64,
+    /// Products kept in each of those caches (least recently used dropped first).
+    pub cache_products: usize,
+}
+
+impl StockxSettings {
+    /// The enricher's cache lifetimes and size.
+    pub fn cache_config(&self) -> crate::enrich::cache::CacheConfig {
+        crate::enrich::cache::CacheConfig {
+            variants_ttl: Duration::from_secs(self.variant_cache_secs),
+            variant_recheck: Duration::from_secs(self.variant_recheck_secs),
+            market_data_ttl: Duration::from_secs(self.market_data_cache_secs),
+            products: self.cache_products,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,8 +147,25 @@ pub struct ScheduleSettings {
 pub struct HttpSettings {
     /// Listener for `/metrics`, `/healthz`, `/readyz` and the POST endpoints.
     pub addr: SocketAddr,
-    /// Bearer token for the POST endpoints; unset means they answer 503.
+    /// Bearer token for the POST endpoints; unset or empty means they answer 503.
     pub api_token: Option<SecretString>,
+    /// Seconds a client may take to send a request's headers or body, and that an idle
+    /// keep-alive connection stays open.
+    pub read_timeout_secs: u64,
+}
+
+impl HttpSettings {
+    /// The token, unless it is unset or blank (`STOCKX_SYNC_API_TOKEN=` as `.env.example`
+    /// ships it): a blank token must never mean "no authentication".
+    pub fn configured_api_token(&self) -> Option<&SecretString> {
+        self.api_token
+            .as_ref()
+            .filter(|t| !t.expose_secret().trim().is_empty())
+    }
+
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_secs(self.read_timeout_secs)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -203,6 +240,10 @@ impl Default for StockxSettings {
             daily_request_budget: 25_000,
             currency: "EUR".into(),
             timeout_secs: 15,
+            variant_cache_secs: 3600,
+            variant_recheck_secs: 300,
+            market_data_cache_secs: 600,
+            cache_products: 1000,
         }
     }
 }
@@ -226,6 +267,7 @@ impl Default for HttpSettings {
         HttpSettings {
             addr: "127.0.0.1:9464".parse().expect("static address"),
             api_token: None,
+            read_timeout_secs: 10,
         }
     }
 }
@@ -319,6 +361,12 @@ impl Settings {
                 "stockx.currency",
                 format!("must be a three-letter ISO code such as EUR or USD, got {currency:?}"),
             );
+        }
+        if self.http.read_timeout_secs == 0 {
+            return fail("http.read_timeout_secs", "must be at least 1 second".into());
+        }
+        if self.stockx.cache_products == 0 {
+            return fail("stockx.cache_products", "must be at least 1".into());
         }
         if self.worker.concurrency == 0 {
             return fail("worker.concurrency", "must be at least 1".into());

@@ -39,6 +39,14 @@ pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
+/// A server's `Retry-After` plus up to half again (and at least up to 250 ms more): never
+/// sooner than asked, and the many requests refused in the same instant do not all come back
+/// in the same instant and get refused again.
+pub fn spread(wait: Duration) -> Duration {
+    let room = wait.mul_f64(0.5).max(Duration::from_millis(250));
+    wait + room.mul_f64(rand::rng().random_range(0.0..1.0))
+}
+
 /// Exponential backoff: `initial`, then twice that per retry, never above `max`, with jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -118,6 +126,19 @@ mod tests {
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
         headers.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&headers, now), None);
+    }
+
+    #[test]
+    fn a_spread_wait_is_never_shorter_and_not_all_the_same() {
+        let wait = Duration::from_secs(1);
+        let waits: Vec<Duration> = (0..50).map(|_| spread(wait)).collect();
+        assert!(waits
+            .iter()
+            .all(|w| *w >= wait && *w < Duration::from_millis(1500)));
+        let distinct: std::collections::HashSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 40, "{} distinct waits", distinct.len());
+        let zero = spread(Duration::ZERO);
+        assert!(zero < Duration::from_millis(250));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub async fn run(
             server_error_every_nth: fail_every,
             delay: Duration::from_millis(delay_ms),
             malformed_json: false,
+            ..Faults::default()
         },
         ..Default::default()
     };

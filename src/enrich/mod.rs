@@ -8,9 +8,10 @@
 //!   proceeds; run the sale rules. An order StockX does not know is `not_found`, not a retry.
 //! - **inventory job** (`products.inventory`): resolve the SKU to a StockX product (once per SKU:
 //!   the answer is stored on `products.products`, and concurrent jobs for one SKU wait for one
-//!   lookup), the size to a variant (variants fetched once per product), and store the variant's
-//!   market data; then re-run the sale rules of the order it belongs to, since its purchase
-//!   price and date are part of them.
+//!   lookup), the size to a variant (variants cached per product for an hour, fetched again once
+//!   when a size is missing from a copy older than a few minutes), and store the variant's
+//!   market data in the configured currency; then re-run the sale rules of the order it belongs
+//!   to, since its purchase price and date are part of them. The caches are in [`cache`].
 //!
 //! Without StockX credentials a job only validates, and orders stay `pending` until a worker
 //! with credentials runs (it enqueues what is still pending at start). A job's writes are one
@@ -19,8 +20,9 @@
 //! the job gives up, outside the transaction it rolls back). Every write is idempotent:
 //! running a job twice leaves the same rows.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+pub mod cache;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -34,14 +36,10 @@ use crate::sales::{self, InventoryRow, ProductLookup, VariantWrite};
 use crate::stockx::{self, MarketData, StockxClient, StockxError, Variant};
 use crate::validate::store::{count_new_findings, record_findings, Subject};
 use crate::validate::{self, Finding, Rule};
+use cache::{CacheConfig, KeyLocks, TtlCache};
 
-/// How long market data fetched for one product is reused for its other sizes.
-const MARKET_DATA_TTL: Duration = Duration::from_secs(600);
 /// How long jobs wait when StockX refuses our credentials before they are tried again.
 const CREDENTIALS_BACKOFF: Duration = Duration::from_secs(300);
-
-/// Market data of one product and when it was fetched.
-type FetchedMarketData = (Instant, Arc<Vec<MarketData>>);
 
 /// The real job handler.
 pub struct Enricher {
@@ -50,9 +48,10 @@ pub struct Enricher {
     currency: String,
     health: Arc<Health>,
     /// One lookup per key at a time (SKU, product ID): the rest wait and reuse its answer.
-    key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    variants: Mutex<HashMap<String, Arc<Vec<Variant>>>>,
-    market: Mutex<HashMap<String, FetchedMarketData>>,
+    key_locks: KeyLocks,
+    cache_config: CacheConfig,
+    variants: TtlCache<Arc<Vec<Variant>>>,
+    market: TtlCache<Arc<Vec<MarketData>>>,
 }
 
 /// What one job changed, for `sync-order` and the logs.
@@ -80,12 +79,18 @@ impl Enricher {
         health: Arc<Health>,
     ) -> Result<Enricher, StockxError> {
         let client = stockx::client_from_settings(settings)?;
-        Ok(Enricher::new(
-            pool,
-            client,
-            settings.stockx.currency.clone(),
-            health,
-        ))
+        Ok(
+            Enricher::new(pool, client, settings.stockx.currency.clone(), health)
+                .with_cache(settings.stockx.cache_config()),
+        )
+    }
+
+    /// Replaces the cache lifetimes and sizes (the defaults of [`CacheConfig`] otherwise).
+    pub fn with_cache(mut self, config: CacheConfig) -> Enricher {
+        self.variants = TtlCache::new(config.variants_ttl, config.products);
+        self.market = TtlCache::new(config.market_data_ttl, config.products);
+        self.cache_config = config;
+        self
     }
 
     /// Whether jobs are enriched from StockX (false: they are only validated).
@@ -104,9 +109,16 @@ impl Enricher {
             stockx,
             currency,
             health,
-            key_locks: Mutex::new(HashMap::new()),
-            variants: Mutex::new(HashMap::new()),
-            market: Mutex::new(HashMap::new()),
+            key_locks: KeyLocks::default(),
+            cache_config: CacheConfig::default(),
+            variants: TtlCache::new(
+                CacheConfig::default().variants_ttl,
+                CacheConfig::default().products,
+            ),
+            market: TtlCache::new(
+                CacheConfig::default().market_data_ttl,
+                CacheConfig::default().products,
+            ),
         }
     }
 
@@ -222,9 +234,16 @@ impl Enricher {
                     report.outcome = "not_found".into();
                 }
                 Some(product_id) => {
-                    let variants = self.variants_of(client, &product_id).await?;
+                    let mut variants = self.variants_of(client, &product_id, None).await?;
+                    let mut matched = stockx::match_variant(&variants, &item.size, &item.region);
+                    if matched.is_none() {
+                        // StockX may have added the size since: ask again unless the copy is new.
+                        let recheck = Some(self.cache_config.variant_recheck);
+                        variants = self.variants_of(client, &product_id, recheck).await?;
+                        matched = stockx::match_variant(&variants, &item.size, &item.region);
+                    }
                     inventory_checked.push(Rule::StockxVariantNotFound);
-                    match stockx::match_variant(&variants, &item.size, &item.region) {
+                    match matched {
                         Some(variant) => {
                             variant_id = Some(variant.variant_id.clone());
                             market = Some((
@@ -258,7 +277,14 @@ impl Enricher {
             report.note_id(changed, "stockx_variant_id", variant_id);
             if let Some((product_id, data)) = &market {
                 if let Some(md) = data.iter().find(|m| &m.variant_id == variant_id) {
-                    sales::store_market_data(&mut tx, item.product_id, product_id, md).await?;
+                    sales::store_market_data(
+                        &mut tx,
+                        item.product_id,
+                        product_id,
+                        md,
+                        &self.currency,
+                    )
+                    .await?;
                     report.changes.push(format!(
                         "market data {}: lowest ask {}, highest bid {}",
                         md.currency_code.as_deref().unwrap_or(&self.currency),
@@ -305,8 +331,7 @@ impl Enricher {
         if let Some(id) = &item.lookup.stockx_product_id {
             return Ok(Some(id.clone()));
         }
-        let lock = self.key_lock(&format!("sku:{}", item.sku));
-        let _guard = lock.lock().await;
+        let _guard = self.key_locks.lock(&format!("sku:{}", item.sku)).await;
         // Another job may have resolved it while we waited.
         let known = sales::product_lookup(&self.pool, item.product_id)
             .await
@@ -326,24 +351,30 @@ impl Enricher {
         Ok(product.map(|p| p.product_id))
     }
 
+    /// The variants of a product, from the cache unless it has none younger than
+    /// `younger_than` (the cache's own lifetime when None).
     async fn variants_of(
         &self,
         client: &StockxClient,
         product_id: &str,
+        younger_than: Option<Duration>,
     ) -> Result<Arc<Vec<Variant>>, StockxError> {
-        if let Some(v) = self.variants.lock().expect("lock").get(product_id) {
-            return Ok(v.clone());
+        let cached = || {
+            self.variants
+                .get(product_id, Instant::now())
+                .filter(|(_, age)| younger_than.is_none_or(|limit| *age < limit))
+                .map(|(v, _)| v)
+        };
+        if let Some(v) = cached() {
+            return Ok(v);
         }
-        let lock = self.key_lock(&format!("variants:{product_id}"));
-        let _guard = lock.lock().await;
-        if let Some(v) = self.variants.lock().expect("lock").get(product_id) {
-            return Ok(v.clone());
+        let _guard = self.key_locks.lock(&format!("variants:{product_id}")).await;
+        if let Some(v) = cached() {
+            return Ok(v);
         }
         let variants = Arc::new(client.product_variants(product_id).await?);
         self.variants
-            .lock()
-            .expect("lock")
-            .insert(product_id.to_string(), variants.clone());
+            .insert(product_id, variants.clone(), Instant::now());
         Ok(variants)
     }
 
@@ -352,18 +383,12 @@ impl Enricher {
         client: &StockxClient,
         product_id: &str,
     ) -> Result<Arc<Vec<MarketData>>, StockxError> {
-        let fresh = |cache: &HashMap<String, FetchedMarketData>| {
-            cache
-                .get(product_id)
-                .filter(|(at, _)| at.elapsed() < MARKET_DATA_TTL)
-                .map(|(_, data)| data.clone())
-        };
-        if let Some(data) = fresh(&self.market.lock().expect("lock")) {
+        let cached = || self.market.get(product_id, Instant::now()).map(|(d, _)| d);
+        if let Some(data) = cached() {
             return Ok(data);
         }
-        let lock = self.key_lock(&format!("market:{product_id}"));
-        let _guard = lock.lock().await;
-        if let Some(data) = fresh(&self.market.lock().expect("lock")) {
+        let _guard = self.key_locks.lock(&format!("market:{product_id}")).await;
+        if let Some(data) = cached() {
             return Ok(data);
         }
         let data = Arc::new(
@@ -371,20 +396,8 @@ impl Enricher {
                 .product_market_data(product_id, &self.currency)
                 .await?,
         );
-        self.market
-            .lock()
-            .expect("lock")
-            .insert(product_id.to_string(), (Instant::now(), data.clone()));
+        self.market.insert(product_id, data.clone(), Instant::now());
         Ok(data)
-    }
-
-    fn key_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.key_locks
-            .lock()
-            .expect("lock")
-            .entry(key.to_string())
-            .or_default()
-            .clone()
     }
 
     fn note_credentials(&self, error: &StockxError) {

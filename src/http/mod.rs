@@ -1,10 +1,16 @@
 //! The worker's HTTP listener (`STOCKX_SYNC_HTTP_ADDR`): `/metrics` for Prometheus, `/healthz`
 //! (the process is alive) and `/readyz` (it can do its work: database reachable, LISTEN
 //! connection up, StockX accepting our credentials), with the reason when it cannot.
+//!
+//! The listener may face more than Prometheus (n8n calls the POST endpoints), so a client
+//! cannot hold a connection open for free: request headers must arrive within
+//! `http.read_timeout_secs` (10 s), and an idle keep-alive connection is closed after the same
+//! time, since waiting for the next request's headers is the same wait.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -176,6 +182,24 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// How long a client may take to send a request's headers (and to send the next one on a
+/// kept-alive connection), and a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    pub read_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Time open connections get to finish their requests once the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Serves `router` on `addr` until `shutdown`. Returns the bound address (port 0 allowed).
 pub async fn serve(
     addr: SocketAddr,
@@ -187,18 +211,70 @@ pub async fn serve(
     Ok((bound, serve_listener(listener, app, shutdown)))
 }
 
-/// Serves `router` on a bound listener until `shutdown`.
+/// Serves `router` on a bound listener until `shutdown`, with the default timeouts.
 pub fn serve_listener(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    serve_listener_with(listener, app, shutdown, ServeOptions::default())
+}
+
+/// Serves `router` on a bound listener until `shutdown`: HTTP/1.1 with the header-read and
+/// idle timeout of `options`; on shutdown, stops accepting, lets open requests finish (up to
+/// 10 s), and closes idle connections.
+pub fn serve_listener_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    options: ServeOptions,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "HTTP server failed");
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            while connections.try_join_next().is_some() {}
+            let (stream, _) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause rather than spin.
+                        tracing::warn!(error = %e, "HTTP accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app.clone());
+            let stop = shutdown.clone();
+            connections.spawn(async move {
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(options.read_timeout)
+                    .keep_alive(true);
+                let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "HTTP connection ended");
+                        }
+                        return;
+                    }
+                    _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+                }
+                let _ = conn.await;
+            });
+        }
+        drop(listener);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("HTTP connections still open after the grace period; closing them");
+            connections.shutdown().await;
         }
     })
 }

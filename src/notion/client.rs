@@ -6,8 +6,11 @@
 //!
 //! It finds where the sales rows live (a data source under API version 2025-09-03, or a
 //! single-source database through the legacy `2022-06-28` query endpoint). It is polite and
-//! persistent: a client-side limit of 3 requests/s, `Retry-After` honoured on 429/529,
-//! exponential backoff on 5xx and timeouts (both from [`crate::http_retry`]). Failures that need
+//! persistent: a client-side limit of 3 requests/s, shared by every client of the process
+//! that uses the same integration token (Notion's limit is per integration, and the HTTP
+//! endpoints, a batch sync and a backfill may run at once), `Retry-After` honoured on 429/529
+//! with jitter on top (so requests refused together do not return together), exponential
+//! backoff on 5xx and timeouts (both from [`crate::http_retry`]). Failures that need
 //! a person (401, 403, 404) say which setting to check. Every request is counted in the
 //! `api="notion"` metrics with a route-template endpoint label. The token is a [`SecretString`]
 //! and never appears in logs or `Debug` output.
@@ -15,6 +18,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -180,7 +184,7 @@ pub struct NotionClient {
     config: NotionConfig,
     database_id: String,
     mapping: Mapping,
-    limiter: DefaultDirectRateLimiter,
+    limiter: Arc<DefaultDirectRateLimiter>,
     target: OnceCell<QueryTarget>,
     relations: Mutex<RelationCache>,
 }
@@ -201,6 +205,31 @@ pub fn parse_database_id(input: &str) -> Result<String, NotionError> {
         .ok_or_else(|| NotionError::InvalidDatabaseId(input.to_string()))
 }
 
+/// The limiter of every client with this API URL, token and rate: one per integration and
+/// process, alive while a client uses it.
+fn shared_limiter(config: &NotionConfig) -> Arc<DefaultDirectRateLimiter> {
+    type Key = (String, [u8; 32], u32);
+    static LIMITERS: OnceLock<std::sync::Mutex<HashMap<Key, Weak<DefaultDirectRateLimiter>>>> =
+        OnceLock::new();
+    use sha2::Digest;
+    let token: [u8; 32] = sha2::Sha256::digest(config.token.expose_secret().as_bytes()).into();
+    let key = (
+        config.api_url.trim_end_matches('/').to_string(),
+        token,
+        config.requests_per_second.get(),
+    );
+    let mut limiters = LIMITERS.get_or_init(Default::default).lock().expect("lock");
+    if let Some(limiter) = limiters.get(&key).and_then(Weak::upgrade) {
+        return limiter;
+    }
+    limiters.retain(|_, weak| weak.strong_count() > 0);
+    let limiter = Arc::new(RateLimiter::direct(Quota::per_second(
+        config.requests_per_second,
+    )));
+    limiters.insert(key, Arc::downgrade(&limiter));
+    limiter
+}
+
 impl NotionClient {
     pub fn new(config: NotionConfig, mapping: Mapping) -> Result<Self, NotionError> {
         let database_id = parse_database_id(&config.database)?;
@@ -209,7 +238,7 @@ impl NotionClient {
             .user_agent(concat!("stockx-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(NotionError::Client)?;
-        let limiter = RateLimiter::direct(Quota::per_second(config.requests_per_second));
+        let limiter = shared_limiter(&config);
         Ok(Self {
             http,
             config,
@@ -442,7 +471,7 @@ impl NotionClient {
                     "Notion rate limit reached; waiting"
                 );
                 throttled += 1;
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(http_retry::spread(wait)).await;
                 continue;
             }
             let error = ErrorBody::read(response).await;

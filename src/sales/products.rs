@@ -178,12 +178,13 @@ pub async fn set_variant_id(
 }
 
 /// Stores StockX's prices for one variant (one row per variant and currency, replaced on
-/// each fetch).
+/// each fetch). The currency is the one StockX names, else the one they were asked in.
 pub async fn store_market_data(
     conn: &mut PgConnection,
     product_id: Uuid,
     stockx_product_id: &str,
     md: &MarketData,
+    requested_currency: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO platforms.marketplace_data
@@ -198,7 +199,7 @@ pub async fn store_market_data(
     .bind(product_id)
     .bind(stockx_product_id)
     .bind(&md.variant_id)
-    .bind(md.currency_code.as_deref().unwrap_or("EUR"))
+    .bind(md.currency_code.as_deref().unwrap_or(requested_currency))
     .bind(md.lowest_ask_amount)
     .bind(md.highest_bid_amount)
     .bind(md.sell_faster_amount)

@@ -199,11 +199,41 @@ fn payout(price: Decimal) -> (Decimal, Vec<(String, Decimal, Option<Decimal>)>) 
     (price + fee + processing + shipping, adjustments)
 }
 
-pub struct Catalog;
+pub struct Catalog {
+    /// Sizes added while the sandbox runs: (product ID, US size, EU size).
+    added: std::sync::Mutex<Vec<(String, String, String)>>,
+}
 
 impl Catalog {
     pub fn bundled() -> Catalog {
-        Catalog
+        Catalog {
+            added: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn add_size(&self, product_id: &str, us: &str, eu: &str) {
+        self.added.lock().expect("lock").push((
+            product_id.to_string(),
+            us.to_string(),
+            eu.to_string(),
+        ));
+    }
+
+    /// The bundled sizes and those added to this product, as (US, EU).
+    fn sizes(&self, product_id: &str) -> Vec<(String, String)> {
+        let mut sizes: Vec<(String, String)> = SIZES
+            .iter()
+            .map(|(us, eu)| (us.to_string(), eu.to_string()))
+            .collect();
+        sizes.extend(
+            self.added
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|(p, _, _)| p == product_id)
+                .map(|(_, us, eu)| (us.clone(), eu.clone())),
+        );
+        sizes
     }
 
     fn sneaker(&self, id: &str) -> Option<&'static Sneaker> {
@@ -240,7 +270,7 @@ impl Catalog {
     pub fn variants_json(&self, product_id: &str) -> Option<Vec<Value>> {
         let s = self.sneaker(product_id)?;
         Some(
-            SIZES
+            self.sizes(product_id)
                 .iter()
                 .map(|(us, eu)| variant_json(s, us, eu))
                 .collect(),
@@ -261,15 +291,16 @@ impl Catalog {
             .find(|(c, _)| c.eq_ignore_ascii_case(currency))
             .map(|(_, r)| Decimal::from_str(r).expect("rate"))
             .ok_or((StatusCode::BAD_REQUEST, "unsupported currencyCode"))?;
-        Ok(SIZES
+        Ok(self
+            .sizes(product_id)
             .iter()
             .filter(|(us, _)| variant_id.is_none_or(|v| v == variant_id_of(s, us)))
             .map(|(us, _)| {
-                let size = Decimal::from_str(us).expect("size");
+                let size = Decimal::from_str(us).unwrap_or(Decimal::TEN);
                 // Bigger and smaller sizes sell for more; the biggest has no ask at all.
                 let factor = Decimal::ONE + (size - Decimal::TEN).abs() * Decimal::new(3, 2);
                 let ask = (Decimal::from(s.ask_eur) * factor * rate).round();
-                let lowest = (*us != "13").then_some(ask);
+                let lowest = (us != "13").then_some(ask);
                 let bid = (ask * Decimal::new(85, 2)).round();
                 json!({
                     "productId": s.id,
@@ -370,7 +401,7 @@ fn product_json(s: &Sneaker) -> Value {
 }
 
 fn variant_json(s: &Sneaker, us: &str, eu: &str) -> Value {
-    let us_num = Decimal::from_str(us).expect("size");
+    let us_num = Decimal::from_str(us).unwrap_or(Decimal::TEN);
     let uk = (us_num - Decimal::ONE).normalize();
     let women = (us_num + Decimal::new(15, 1)).normalize();
     json!({

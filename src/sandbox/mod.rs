@@ -5,14 +5,16 @@
 //!
 //! It speaks the OAuth refresh-token grant (`POST /oauth/token`), catalog search, product,
 //! variants, market data (per variant and per product) and the seller's orders, checks
-//! `x-api-key` and the bearer token like StockX, and can inject faults: 429 with `Retry-After`,
-//! 5xx, slow answers, malformed JSON. It counts requests per route (tests assert on them).
+//! `x-api-key` and the bearer token like StockX, and can inject faults: 429 with `Retry-After`
+//! (every n-th request, or above a real rate: N requests per sliding second), 5xx, slow
+//! answers, malformed JSON. It counts requests per route and the 429s it sent (tests and the
+//! storm figures use them). Sizes can be added to a product while it runs.
 
 mod catalog;
 pub mod notion_api;
 pub mod notion_export;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,12 +61,17 @@ pub struct Faults {
     /// Every n-th request answers 429 with `Retry-After: retry_after_secs`.
     pub throttle_every_nth: Option<u64>,
     pub retry_after_secs: u64,
+    /// At most this many API requests are accepted per sliding second; the rest answer 429
+    /// with `Retry-After` in whole seconds until a slot frees (as rate-limiting servers do).
+    pub max_requests_per_second: Option<u32>,
     /// Every n-th request answers 503.
     pub server_error_every_nth: Option<u64>,
     /// Every request is delayed this long.
     pub delay: Duration,
     /// Successful answers carry a body that is not JSON.
     pub malformed_json: bool,
+    /// Market data leaves out `currencyCode` (the schema allows it).
+    pub market_data_without_currency: bool,
 }
 
 struct Shared {
@@ -75,6 +82,9 @@ struct Shared {
     catalog: catalog::Catalog,
     requests: Mutex<Vec<(String, Instant)>>,
     api_requests: Mutex<u64>,
+    /// Arrival of the requests the rate fault accepted during the last second.
+    accepted_recently: Mutex<VecDeque<Instant>>,
+    throttled: Mutex<u64>,
 }
 
 /// A running sandbox; stops when dropped.
@@ -157,6 +167,17 @@ impl SandboxHandle {
             .collect()
     }
 
+    /// API requests answered 429 so far.
+    pub fn throttled_count(&self) -> u64 {
+        *self.shared.throttled.lock().expect("lock")
+    }
+
+    /// Adds a size to a bundled product, as StockX does when a new size is released: its
+    /// variants and market data include it from now on.
+    pub fn add_size(&self, product_id: &str, us: &str, eu: &str) {
+        self.shared.catalog.add_size(product_id, us, eu);
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         *self.shared.faults.lock().expect("lock") = faults;
     }
@@ -189,6 +210,8 @@ pub async fn spawn(addr: SocketAddr, options: SandboxOptions) -> std::io::Result
         catalog,
         requests: Mutex::new(Vec::new()),
         api_requests: Mutex::new(0),
+        accepted_recently: Mutex::new(VecDeque::new()),
+        throttled: Mutex::new(0),
     });
     let stop = CancellationToken::new();
     let app = router(shared.clone());
@@ -263,12 +286,26 @@ async fn gate(shared: &Shared, route: &str, headers: &HeaderMap) -> Result<bool,
         .throttle_every_nth
         .is_some_and(|k| k > 0 && n % k == 0)
     {
-        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-        response.headers_mut().insert(
-            "retry-after",
-            faults.retry_after_secs.to_string().parse().expect("number"),
-        );
-        return Err(response);
+        return Err(too_many_requests(shared, faults.retry_after_secs));
+    }
+    if let Some(limit) = faults.max_requests_per_second {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut recent = shared.accepted_recently.lock().expect("lock");
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= second)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= limit as usize {
+            let frees_in = recent
+                .front()
+                .map_or(second, |t| second.saturating_sub(now.duration_since(*t)));
+            let secs = frees_in.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(too_many_requests(shared, secs));
+        }
+        recent.push_back(now);
     }
     if faults
         .server_error_every_nth
@@ -280,6 +317,16 @@ async fn gate(shared: &Shared, route: &str, headers: &HeaderMap) -> Result<bool,
         ));
     }
     Ok(faults.malformed_json)
+}
+
+fn too_many_requests(shared: &Shared, retry_after_secs: u64) -> Response {
+    *shared.throttled.lock().expect("lock") += 1;
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    response.headers_mut().insert(
+        "retry-after",
+        retry_after_secs.to_string().parse().expect("number"),
+    );
+    response
 }
 
 fn answer(malformed: bool, body: Value) -> Response {
@@ -412,8 +459,22 @@ async fn product_market_data(
         Err(r) => return r,
     };
     let currency = q.get("currencyCode").map(String::as_str).unwrap_or("USD");
+    let without_currency = shared
+        .faults
+        .lock()
+        .expect("lock")
+        .market_data_without_currency;
     match shared.catalog.market_data(&product_id, None, currency) {
-        Ok(data) => answer(malformed, Value::Array(data)),
+        Ok(mut data) => {
+            if without_currency {
+                for md in &mut data {
+                    if let Some(md) = md.as_object_mut() {
+                        md.remove("currencyCode");
+                    }
+                }
+            }
+            answer(malformed, Value::Array(data))
+        }
         Err((status, message)) => error(status, message),
     }
 }

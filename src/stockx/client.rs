@@ -1,8 +1,9 @@
 //! The StockX API v2 client: auth, rate limit, daily budget, retries on 429, metrics.
 //!
-//! One `StockxClient` per process (it is a cheap `Clone`): every task shares its token, its
-//! rate limiter and its "not before" instant, so the process as a whole never sends more than
-//! `requests_per_second`, and a 429 pauses every task, not only the one that got it.
+//! One `StockxClient` per process (it is a cheap `Clone`): every task shares its token and its
+//! pace ([`super::pace`]), so the process as a whole never sends more than
+//! `requests_per_second`, a 429 pauses every task, not only the one that got it, and a StockX
+//! that allows less than the setting is answered by sending less (down to what it accepts).
 //!
 //! Auth: each request carries `x-api-key` and a bearer token from the OAuth refresh-token grant.
 //! The token is cached until a minute before it expires; concurrent callers wait for one
@@ -15,17 +16,16 @@
 //! every task hit the block again.
 
 use std::collections::VecDeque;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use url::Url;
 
+use super::pace::Pace;
 use super::types::{DetailedOrder, MarketData, Product, SearchResults, TokenResponse, Variant};
 use super::variants::pick_product_by_style_id;
 use crate::http_retry::{self, Backoff};
@@ -136,8 +136,9 @@ impl StockxError {
     }
 }
 
-/// Retries of one request after a 429, inside the client.
-const MAX_THROTTLE_RETRIES: u32 = 3;
+/// Retries of one request after a 429, inside the client. The pace slows down after each
+/// one, so several in a row for the same request mean StockX is refusing everything.
+const MAX_THROTTLE_RETRIES: u32 = 5;
 
 /// 1 s, 2 s, 4 s ... up to 64 s, jittered, when StockX sends no Retry-After.
 const THROTTLE_BACKOFF: Backoff = Backoff {
@@ -158,9 +159,8 @@ pub struct StockxClient {
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
-    limiter: DefaultDirectRateLimiter,
+    pace: Pace,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
-    not_before: Mutex<Option<Instant>>,
     sent_today: Mutex<VecDeque<Instant>>,
     block: Mutex<BlockState>,
 }
@@ -192,17 +192,12 @@ impl StockxClient {
             .user_agent(concat!("stockx-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| StockxError::Internal(format!("HTTP client: {e}")))?;
-        let period = Duration::from_secs_f64(1.0 / config.requests_per_second.max(0.001));
-        let quota = Quota::with_period(period)
-            .ok_or_else(|| StockxError::Internal("rate limit period is zero".into()))?
-            .allow_burst(NonZeroU32::MIN);
         Ok(StockxClient {
             inner: Arc::new(Inner {
                 http,
-                limiter: RateLimiter::direct(quota),
+                pace: Pace::new(config.requests_per_second),
                 config,
                 token: tokio::sync::Mutex::new(None),
-                not_before: Mutex::new(None),
                 sent_today: Mutex::new(VecDeque::new()),
                 block: Mutex::new(BlockState {
                     first_backoff: BLOCK_BACKOFF_FIRST,
@@ -287,8 +282,10 @@ impl StockxClient {
         let mut throttled = 0u32;
         loop {
             self.check_block()?;
-            self.wait_turn().await?;
+            // The token first: a refresh after taking the slot would delay this send and
+            // squeeze the gap to the next one.
             let token = self.access_token(false).await?;
+            self.wait_turn().await?;
             let started = Instant::now();
             let sent = self
                 .inner
@@ -311,6 +308,12 @@ impl StockxClient {
             let status = response.status();
             record("stockx", route, status.as_str(), started);
             tracing::debug!(endpoint = route, status = status.as_u16(), "StockX request");
+            if status.is_success()
+                || status == StatusCode::NOT_FOUND
+                || status == StatusCode::BAD_REQUEST
+            {
+                self.inner.pace.accepted(started, Instant::now());
+            }
             match status {
                 s if s.is_success() => {
                     self.clear_block();
@@ -351,11 +354,12 @@ impl StockxClient {
                     let wait =
                         http_retry::retry_after(response.headers(), OffsetDateTime::now_utc())
                             .unwrap_or_else(|| THROTTLE_BACKOFF.delay(throttled - 1));
-                    self.pause_until(Instant::now() + wait);
+                    self.inner.pace.throttled(started, wait, Instant::now());
                     tracing::warn!(
                         endpoint = route,
                         wait_s = wait.as_secs_f64(),
-                        "StockX answered 429"
+                        rate = self.inner.pace.rate(),
+                        "StockX answered 429; slowing down"
                     );
                     if throttled > MAX_THROTTLE_RETRIES {
                         return Err(StockxError::RateLimited { retry_after: wait });
@@ -389,21 +393,9 @@ impl StockxClient {
         }
     }
 
-    /// Waits for the shared rate limiter and any 429 pause; refuses past the daily budget.
+    /// Waits for the shared pace (rate and any 429 pause); refuses past the daily budget.
     async fn wait_turn(&self) -> Result<(), StockxError> {
-        loop {
-            let pause = self
-                .inner
-                .not_before
-                .lock()
-                .expect("lock")
-                .and_then(|t| t.checked_duration_since(Instant::now()));
-            match pause {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
-        }
-        self.inner.limiter.until_ready().await;
+        self.inner.pace.wait_turn().await;
         let mut sent = self.inner.sent_today.lock().expect("lock");
         let now = Instant::now();
         while sent.front().is_some_and(|t| now.duration_since(*t) >= DAY) {
@@ -480,13 +472,6 @@ impl StockxClient {
             tracing::info!("StockX answers again after a bot-protection block");
             block.in_a_row = 0;
             block.until = None;
-        }
-    }
-
-    fn pause_until(&self, until: Instant) {
-        let mut not_before = self.inner.not_before.lock().expect("lock");
-        if not_before.is_none_or(|t| t < until) {
-            *not_before = Some(until);
         }
     }
 

@@ -3,6 +3,7 @@
 //! wiremock, never at a stub in process.
 
 mod client;
+mod pace;
 pub mod types;
 pub mod variants;
 

@@ -25,8 +25,8 @@ use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 pub const DB: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const DB_DASHED: &str = "a1b2c3d4-e5f6-0718-293a-4b5c6d7e8f90";
-const DS: &str = "11111111-2222-3333-4444-555555555555";
-const SUPPLIER_PAGE: &str = "99999999-8888-7777-6666-555555555555";
+pub const DS: &str = "11111111-2222-3333-4444-555555555555";
+pub const SUPPLIER_PAGE: &str = "99999999-8888-7777-6666-555555555555";
 
 fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
