@@ -20,9 +20,9 @@ use crate::http::{self, notion::NotionBridge};
 use crate::queue::{self, Health, JobHandler, Worker, WorkerOptions};
 use crate::stockx::StockxError;
 
-/// Connections of the queue's own pool: the claimer, the completer, the keeper and the
-/// per-job failure/postpone writes.
-const QUEUE_POOL_SIZE: u32 = 4;
+/// Connections of the queue's own pool: one each kept by the claimer and the completer, the
+/// keeper, and the per-job failure/postpone writes.
+const QUEUE_POOL_SIZE: u32 = 6;
 
 /// Why the program could not be put together.
 #[derive(Debug, thiserror::Error)]
@@ -91,12 +91,16 @@ impl App {
         bridge: Option<Arc<NotionBridge>>,
     ) -> Result<App, AppError> {
         let options = WorkerOptions::from_settings(&settings.worker);
-        // Claims and completions commit asynchronously (see `queue_connect_options`); the
-        // enrichment writes go through `pool` and commit as the server is configured.
+        // Claims and completions commit as `worker.queue_synchronous_commit` says (default
+        // asynchronously, see `QueueCommit`); the enrichment writes go through `pool` and
+        // commit as the server is configured. No ping before each statement: a broken
+        // connection fails its statement, which the claimer and completer retry on another.
         let queue_pool = PgPoolOptions::new()
             .max_connections(QUEUE_POOL_SIZE)
+            .test_before_acquire(false)
             .connect_with(queue::queue_connect_options(
                 (*pool.connect_options()).clone(),
+                settings.worker.queue_synchronous_commit,
             ))
             .await?;
         let router = http::router(

@@ -170,6 +170,7 @@ impl NotionClient {
                                     column: Some(name.clone()),
                                     raw: Some(id.clone()),
                                     message: "the related page cannot be read: share the related database with the integration too".into(),
+                                    order_number: None,
                                 }));
                             }
                             Err(e) => return Err(e),

@@ -9,6 +9,7 @@ mod cli;
 mod deploy;
 mod embedded;
 mod enrich;
+mod import_set;
 mod notion;
 mod reporting;
 mod roles;
