@@ -115,6 +115,10 @@ pub enum Command {
         /// server); default: the setting `worker.queue_synchronous_commit` (off).
         #[arg(long, value_name = "MODE")]
         queue_commit: Option<crate::config::QueueCommit>,
+        /// `synchronous_commit` of the latency benchmark's inserts; default `server`, as a
+        /// Budibase insert commits.
+        #[arg(long, value_name = "MODE", default_value = "server")]
+        insert_commit: crate::config::QueueCommit,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -353,6 +357,7 @@ async fn run_command(
             latency_samples,
             import_rows,
             queue_commit,
+            insert_commit,
             json,
         } => {
             let options = bench::BenchOptions {
@@ -360,6 +365,7 @@ async fn run_command(
                 concurrency: *concurrency,
                 latency_samples: *latency_samples,
                 queue_commit: *queue_commit,
+                insert_commit: *insert_commit,
             };
             bench::run(settings, database, &options, *import_rows, *json).await?;
             Ok(ExitCode::SUCCESS)

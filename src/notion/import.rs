@@ -236,18 +236,15 @@ pub async fn import_records(
                     });
                 }
                 Err(error) => {
-                    report.fail(
-                        origin.to_string(),
-                        error.order_number.clone(),
-                        error.to_string(),
-                    );
+                    let order_number = error.order_number.as_deref().cloned();
+                    report.fail(origin.to_string(), order_number.clone(), error.to_string());
                     if !options.dry_run {
                         metrics::counter!(m::BACKFILL_ROWS_TOTAL, "outcome" => "failed")
                             .increment(1);
                     }
                     unwritten.push(Unwritten {
                         origin,
-                        order_number: error.order_number.clone(),
+                        order_number,
                         status: "failed",
                         message: error.to_string(),
                     });

@@ -243,8 +243,10 @@ pub struct RecordError {
     /// The raw value at fault, as found.
     pub raw: Option<String>,
     pub message: String,
-    /// The record's order number, when its title cell could be read.
-    pub order_number: Option<String>,
+    /// The record's order number, when its title cell could be read. Behind one thin pointer:
+    /// the error travels in every `Result` of the mapping, which should stay small.
+    #[allow(clippy::box_collection)]
+    pub order_number: Option<Box<String>>,
 }
 
 fn describe_column(column: &Option<String>, raw: &Option<String>) -> String {
@@ -455,7 +457,7 @@ pub fn map_row(mapping: &Mapping, origin: &RecordSource, row: &Row) -> Result<Ma
     map_sale(&r, mapping, origin, &order_number)
         .map(|sale| Mapped::Sale(Box::new(sale)))
         .map_err(|e| RecordError {
-            order_number: Some(order_number.clone()),
+            order_number: Some(Box::new(order_number.clone())),
             ..e
         })
 }

@@ -245,3 +245,30 @@ async fn a_long_sale_id_fails_alone_in_the_per_record_import_too() {
     assert_eq!(db.count("platforms.stockx_sale_entry").await, 1);
     assert_eq!(db.count("integration.notion_sale_sync_log").await, 4);
 }
+
+#[test]
+fn with_json_usage_and_configuration_errors_are_json_too() {
+    let cases: [(&[&str], &str); 2] = [
+        (&["backfill", "notion", "--json", "--no-such-flag"], "usage"),
+        (
+            &[
+                "--config",
+                "/nonexistent/stockx-sync.toml",
+                "backfill",
+                "notion",
+                "--json",
+            ],
+            "configuration",
+        ),
+    ];
+    for (args, kind) in cases {
+        let out = crate::helpers::command().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let error: serde_json::Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {stdout}"));
+        assert_eq!(error["kind"], kind, "{error}");
+        assert_eq!(error["exit_code"], 2);
+        assert!(!error["error"].as_str().unwrap().is_empty());
+    }
+}
