@@ -27,9 +27,9 @@ use crate::queue::{self, Health, JobHandler, Worker, WorkerOptions};
 use crate::schedule::{self, ScheduleError, Scheduler, SchedulerOptions};
 use crate::stockx::StockxError;
 
-/// Connections of the queue's own pool: the claimer, the completer, the keeper and the
-/// per-job failure/postpone writes.
-const QUEUE_POOL_SIZE: u32 = 4;
+/// Connections of the queue's own pool: one each kept by the claimer and the completer, the
+/// keeper, and the per-job failure/postpone writes.
+const QUEUE_POOL_SIZE: u32 = 6;
 /// Time a cancelled Notion batch sync gets to end before it is aborted.
 const BATCH_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -121,12 +121,16 @@ impl App {
         bridge: Option<Arc<NotionBridge>>,
     ) -> Result<App, AppError> {
         let options = WorkerOptions::from_settings(&settings.worker);
-        // Claims and completions commit asynchronously (see `queue_connect_options`); the
-        // enrichment writes go through `pool` and commit as the server is configured.
+        // Claims and completions commit as `worker.queue_synchronous_commit` says (default
+        // asynchronously, see `QueueCommit`); the enrichment writes go through `pool` and
+        // commit as the server is configured. No ping before each statement: a broken
+        // connection fails its statement, which the claimer and completer retry on another.
         let queue_pool = PgPoolOptions::new()
             .max_connections(QUEUE_POOL_SIZE)
+            .test_before_acquire(false)
             .connect_with(queue::queue_connect_options(
                 (*pool.connect_options()).clone(),
+                settings.worker.queue_synchronous_commit,
             ))
             .await?;
         let router = http::router(

@@ -51,6 +51,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "STOCKX_SYNC_NOTION_STATUS_PROPERTY",
         "notion.status_property",
     ),
+    (
+        "STOCKX_SYNC_QUEUE_SYNCHRONOUS_COMMIT",
+        "worker.queue_synchronous_commit",
+    ),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +203,65 @@ pub struct WorkerSettings {
     pub shutdown_grace_secs: u64,
     /// Never LISTEN; poll only (for PgBouncer in transaction mode). `worker --poll-only` sets it.
     pub poll_only: bool,
+    /// How the queue's own statements (claim, complete, heartbeat, release) commit.
+    pub queue_synchronous_commit: QueueCommit,
+}
+
+/// `synchronous_commit` for the queue's own connections. The enrichment writes are not
+/// affected: they commit as the server (or `DATABASE_URL`'s `options`) says.
+///
+/// `off`, the default, does not wait for the WAL flush: a claim or completion lost in a server
+/// crash only means the job runs again after its lease, which at-least-once delivery allows,
+/// and WAL order still keeps a completion from surviving without the writes before it. The
+/// other values are PostgreSQL's; `server` leaves the setting to the server and the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueCommit {
+    #[default]
+    Off,
+    Local,
+    RemoteWrite,
+    On,
+    RemoteApply,
+    Server,
+}
+
+impl QueueCommit {
+    /// The `synchronous_commit` value to set; `None` for `server`.
+    pub fn setting(self) -> Option<&'static str> {
+        match self {
+            QueueCommit::Off => Some("off"),
+            QueueCommit::Local => Some("local"),
+            QueueCommit::RemoteWrite => Some("remote_write"),
+            QueueCommit::On => Some("on"),
+            QueueCommit::RemoteApply => Some("remote_apply"),
+            QueueCommit::Server => None,
+        }
+    }
+}
+
+impl std::fmt::Display for QueueCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.setting().unwrap_or("server"))
+    }
+}
+
+impl std::str::FromStr for QueueCommit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(QueueCommit::Off),
+            "local" => Ok(QueueCommit::Local),
+            "remote_write" => Ok(QueueCommit::RemoteWrite),
+            "on" => Ok(QueueCommit::On),
+            "remote_apply" => Ok(QueueCommit::RemoteApply),
+            "server" => Ok(QueueCommit::Server),
+            other => Err(format!(
+                "{other:?} is not one of off, local, remote_write, on, remote_apply, server"
+            )),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -282,6 +345,7 @@ impl Default for WorkerSettings {
             retention_days: 7,
             shutdown_grace_secs: 10,
             poll_only: false,
+            queue_synchronous_commit: QueueCommit::Off,
         }
     }
 }

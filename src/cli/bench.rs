@@ -2,12 +2,19 @@
 //! latency test measure theirs, so that the numbers can be compared in one run.
 //!
 //! - **burn-down**: N no-op jobs inserted up front, one worker at the given concurrency; jobs/s
-//!   from the first claim until the last completion is in the table.
-//! - **latency**: single sales inserted through `platforms.stockx_sale_entry` (as Budibase does)
-//!   into an idle worker; time from just before the INSERT is sent until the order's job starts
-//!   (so it includes the insert, the trigger, the commit, NOTIFY and the claim).
+//!   from the worker's start (its start-up, reported apart, is inside the time) until the last
+//!   completion is committed.
+//! - **latency**: single sales inserted through `platforms.stockx_sale_entry` (as Budibase does,
+//!   committed as the server's `synchronous_commit` says, not as the queue's) into an idle
+//!   worker; time from just before the INSERT is sent until the order's job starts (so it
+//!   includes the insert, the trigger, the commit, NOTIFY and the claim), and from the commit's
+//!   acknowledgement until the start.
+//! - **import**: a generated Notion export imported twice (the second run finds everything).
 //!
-//! Runs in a scratch database created next to the configured one and dropped afterwards.
+//! Every figure says how its commits were made: the queue's `synchronous_commit`
+//! (`--queue-commit`, default the setting `worker.queue_synchronous_commit`) and the server's,
+//! which the inserts and the import use. Runs in scratch databases created next to the
+//! configured one and dropped afterwards.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::config::Settings;
+use crate::config::{QueueCommit, Settings};
 use crate::queue::{self, Job, JobHandler, JobKind, JobResult, JobState};
 use crate::sales::{self, SaleEntry};
 
@@ -31,21 +38,37 @@ pub struct BenchOptions {
     pub jobs: u64,
     pub concurrency: usize,
     pub latency_samples: usize,
+    /// The queue's `synchronous_commit`; `None`: `worker.queue_synchronous_commit`.
+    pub queue_commit: Option<QueueCommit>,
+    /// The latency inserts' `synchronous_commit`: `server` (as Budibase commits) unless a
+    /// like-for-like comparison asks for another.
+    pub insert_commit: QueueCommit,
 }
 
 #[derive(Debug, Serialize)]
 pub struct QueueFigures {
+    /// `synchronous_commit` of the queue's claims and completions.
+    pub queue_synchronous_commit: String,
+    /// `synchronous_commit` of the inserts (the server's default, as for Budibase).
+    pub insert_synchronous_commit: String,
     pub jobs: u64,
     pub concurrency: usize,
+    /// From the worker's start to the last completion committed, start-up included.
     pub seconds: f64,
     pub jobs_per_second: f64,
+    /// From the worker's start until the first job started (inside `seconds`).
+    pub startup_seconds: f64,
+    /// Jobs per claim statement and per completion statement, on average.
+    pub jobs_per_claim: f64,
+    pub jobs_per_completion: f64,
     pub latency_samples: usize,
     pub latency_ms_p50: f64,
-    pub latency_ms_p90: f64,
+    pub latency_ms_p95: f64,
     pub latency_ms_p99: f64,
     pub latency_ms_max: f64,
     /// The same, measured from the moment the INSERT's commit was acknowledged.
     pub after_commit_ms_p50: f64,
+    pub after_commit_ms_p95: f64,
     pub after_commit_ms_p99: f64,
 }
 
@@ -53,22 +76,31 @@ impl std::fmt::Display for QueueFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "queue burn-down: {} no-op jobs, concurrency {}: {:.2} s, {:.0} jobs/s",
-            self.jobs, self.concurrency, self.seconds, self.jobs_per_second
+            "queue burn-down: {} no-op jobs, concurrency {}, queue synchronous_commit={}: {:.2} s ({:.3} s of it start-up), {:.0} jobs/s; {:.1} jobs per claim, {:.1} per completion",
+            self.jobs,
+            self.concurrency,
+            self.queue_synchronous_commit,
+            self.seconds,
+            self.startup_seconds,
+            self.jobs_per_second,
+            self.jobs_per_claim,
+            self.jobs_per_completion
         )?;
-        write!(
+        writeln!(
             f,
-            "insert → job start latency ({} single sales through the entry view): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "insert → job start ({} single sales through the entry table, insert synchronous_commit={}, queue synchronous_commit={}): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             self.latency_samples,
+            self.insert_synchronous_commit,
+            self.queue_synchronous_commit,
             self.latency_ms_p50,
-            self.latency_ms_p90,
+            self.latency_ms_p95,
             self.latency_ms_p99,
             self.latency_ms_max
         )?;
         write!(
             f,
-            "\ncommit acknowledged → job start: p50 {:.2} ms, p99 {:.2} ms",
-            self.after_commit_ms_p50, self.after_commit_ms_p99
+            "commit acknowledged → job start: p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+            self.after_commit_ms_p50, self.after_commit_ms_p95, self.after_commit_ms_p99
         )
     }
 }
@@ -76,12 +108,14 @@ impl std::fmt::Display for QueueFigures {
 /// Does nothing but count, and report when an order job starts.
 struct NoopHandler {
     done: AtomicU64,
+    first_start: std::sync::OnceLock<Instant>,
     started_orders: mpsc::UnboundedSender<Instant>,
 }
 
 impl JobHandler for NoopHandler {
     fn run<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, JobResult> {
         Box::pin(async move {
+            let _ = self.first_start.set(Instant::now());
             if job.kind == JobKind::Order {
                 let _ = self.started_orders.send(Instant::now());
             }
@@ -111,11 +145,11 @@ impl ScratchDb {
             .await
             .map_err(|e| anyhow::anyhow!("cannot create the scratch database {name} (the benchmark needs CREATE DATABASE): {e}"))?;
         conn.close().await?;
+        // The server's own commit settings: the inserts and the import stand for Budibase's and
+        // the importer's, which do not change them.
         let pool = PgPoolOptions::new()
             .max_connections(20)
-            .connect_with(crate::queue::queue_connect_options(
-                base.clone().database(&name),
-            ))
+            .connect_with(base.clone().database(&name))
             .await?;
         crate::db::migrate(&pool).await?;
         Ok(ScratchDb { admin, name, pool })
@@ -165,10 +199,32 @@ pub async fn run_queue_bench(
     let (tx, mut started_orders) = mpsc::unbounded_channel();
     let handler = Arc::new(NoopHandler {
         done: AtomicU64::new(0),
+        first_start: std::sync::OnceLock::new(),
         started_orders: tx,
     });
     let mut settings = settings.clone();
     settings.worker.concurrency = options.concurrency;
+    if let Some(commit) = options.queue_commit {
+        settings.worker.queue_synchronous_commit = commit;
+    }
+    let queue_commit = match settings.worker.queue_synchronous_commit {
+        QueueCommit::Server => format!("{} (server)", server_synchronous_commit(pool).await?),
+        commit => commit.to_string(),
+    };
+    let insert_commit = match options.insert_commit {
+        QueueCommit::Server => format!("{} (server)", server_synchronous_commit(pool).await?),
+        commit => commit.to_string(),
+    };
+    // One connection for the inserts, as a Budibase session has: no ping before each.
+    let base = (*pool.connect_options()).clone();
+    let insert_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .connect_with(match options.insert_commit.setting() {
+            Some(value) => base.options([("synchronous_commit", value)]),
+            None => base,
+        })
+        .await?;
     settings.worker.poll_only = false;
     settings.worker.shutdown_grace_secs = 5;
     // The benchmark's worker serves HTTP like any other, on a free port.
@@ -183,6 +239,7 @@ pub async fn run_queue_bench(
         .into_iter()
         .filter(|s| *s != JobState::Completed)
         .collect();
+    let before = batch_counts();
     let start = Instant::now();
     let worker_task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     loop {
@@ -196,6 +253,21 @@ pub async fn run_queue_bench(
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    let startup_seconds = handler
+        .first_start
+        .get()
+        .map(|t| t.saturating_duration_since(start).as_secs_f64())
+        .unwrap_or(0.0);
+    let after = batch_counts();
+    let per = |jobs: u64, statements: u64| {
+        if statements == 0 {
+            0.0
+        } else {
+            jobs as f64 / statements as f64
+        }
+    };
+    let jobs_per_claim = per(after.1 - before.1, after.0 - before.0);
+    let jobs_per_completion = per(after.3 - before.3, after.2 - before.2);
 
     // Latency: one sale at a time into the idle worker.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -217,7 +289,7 @@ pub async fn run_queue_bench(
     for i in 0..options.latency_samples {
         let before = Instant::now();
         sales::enter_sale(
-            pool,
+            &insert_pool,
             &SaleEntry {
                 order_number: &format!("BENCH-{i}"),
                 ..sale.clone()
@@ -236,6 +308,7 @@ pub async fn run_queue_bench(
     }
     shutdown.cancel();
     worker_task.await??;
+    insert_pool.close().await;
 
     latencies.sort_by(|a, b| a.total_cmp(b));
     after_commit.sort_by(|a, b| a.total_cmp(b));
@@ -247,47 +320,95 @@ pub async fn run_queue_bench(
     };
     let pct = |p: f64| pct_of(&latencies, p);
     Ok(QueueFigures {
+        queue_synchronous_commit: queue_commit,
+        insert_synchronous_commit: insert_commit,
         jobs: options.jobs,
         concurrency: options.concurrency,
         seconds,
         jobs_per_second: options.jobs as f64 / seconds,
+        startup_seconds,
+        jobs_per_claim,
+        jobs_per_completion,
         latency_samples: latencies.len(),
         latency_ms_p50: pct(0.50),
-        latency_ms_p90: pct(0.90),
+        latency_ms_p95: pct(0.95),
         latency_ms_p99: pct(0.99),
         latency_ms_max: latencies.last().copied().unwrap_or(0.0),
         after_commit_ms_p50: pct_of(&after_commit, 0.50),
+        after_commit_ms_p95: pct_of(&after_commit, 0.95),
         after_commit_ms_p99: pct_of(&after_commit, 0.99),
     })
+}
+
+/// (claim statements, jobs claimed, completion statements, jobs completed) so far.
+fn batch_counts() -> (u64, u64, u64, u64) {
+    let b = &crate::queue::worker::BATCHES;
+    (
+        b.claims.load(Ordering::Relaxed),
+        b.claimed.load(Ordering::Relaxed),
+        b.completes.load(Ordering::Relaxed),
+        b.completed.load(Ordering::Relaxed),
+    )
+}
+
+/// The server's `synchronous_commit` as a new connection of `pool` sees it.
+async fn server_synchronous_commit(pool: &PgPool) -> anyhow::Result<String> {
+    Ok(
+        sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// The process's peak resident memory so far (Linux: `VmHWM`), in MB.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// The Notion import's figures: a generated export of `rows` rows imported twice.
 #[derive(Debug, Serialize)]
 pub struct ImportFigures {
+    /// `synchronous_commit` of the import's transactions (the server's).
+    pub synchronous_commit: String,
     pub rows: usize,
     pub first_run_seconds: f64,
+    /// Time spent waiting on the database during the first run.
+    pub first_run_database_seconds: f64,
     pub rows_per_second: f64,
     pub created: usize,
     pub skipped_other_platform: usize,
     pub failed: usize,
     pub second_run_seconds: f64,
+    pub second_run_database_seconds: f64,
     pub second_run_created: usize,
+    /// The bench process's peak resident memory after the imports (it includes the queue
+    /// benchmark's, which ran first).
+    pub peak_rss_mb: Option<f64>,
 }
 
 impl std::fmt::Display for ImportFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Notion export import: {} rows in {:.2} s ({:.0} rows/s; {} created, {} other platforms, {} failed); \
-             again (idempotent): {:.2} s, {} created",
+            "Notion export import (synchronous_commit={}): {} rows in {:.2} s, {:.2} s of it in the database ({:.0} rows/s; {} created, {} other platforms, {} failed); \
+             again (idempotent): {:.2} s ({:.2} s in the database), {} created; peak RSS {}",
+            self.synchronous_commit,
             self.rows,
             self.first_run_seconds,
+            self.first_run_database_seconds,
             self.rows_per_second,
             self.created,
             self.skipped_other_platform,
             self.failed,
             self.second_run_seconds,
-            self.second_run_created
+            self.second_run_database_seconds,
+            self.second_run_created,
+            self.peak_rss_mb
+                .map(|mb| format!("{mb:.0} MB"))
+                .unwrap_or_else(|| "unknown".into())
         )
     }
 }
@@ -306,14 +427,18 @@ pub async fn run_import_bench(
     let (second, second_run_seconds) = timed_import(settings, pool, &file, &options).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ImportFigures {
+        synchronous_commit: format!("{} (server)", server_synchronous_commit(pool).await?),
         rows,
         first_run_seconds,
+        first_run_database_seconds: first.database_ms as f64 / 1000.0,
         rows_per_second: rows as f64 / first_run_seconds,
         created: first.created,
         skipped_other_platform: first.skipped_other_platform,
         failed: first.failed,
         second_run_seconds,
+        second_run_database_seconds: second.database_ms as f64 / 1000.0,
         second_run_created: second.created,
+        peak_rss_mb: peak_rss_mb(),
     })
 }
 

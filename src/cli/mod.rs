@@ -116,6 +116,14 @@ pub enum Command {
         /// Rows of the generated Notion export for the import benchmark (0: skip it).
         #[arg(long, default_value_t = 10_000)]
         import_rows: usize,
+        /// `synchronous_commit` of the queue's claims and completions (off, local, on, ...,
+        /// server); default: the setting `worker.queue_synchronous_commit` (off).
+        #[arg(long, value_name = "MODE")]
+        queue_commit: Option<crate::config::QueueCommit>,
+        /// `synchronous_commit` of the latency benchmark's inserts; default `server`, as a
+        /// Budibase insert commits.
+        #[arg(long, value_name = "MODE", default_value = "server")]
+        insert_commit: crate::config::QueueCommit,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -191,7 +199,12 @@ pub enum CliError {
 
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
-        let usage = match self {
+        ExitCode::from(if self.is_usage() { 2 } else { 1 })
+    }
+
+    /// Bad usage or configuration (exit 2) rather than a failure of the work (exit 1).
+    fn is_usage(&self) -> bool {
+        match self {
             CliError::Config(_) => true,
             CliError::Backfill(BackfillError::Input(_)) => true,
             CliError::Db(
@@ -205,8 +218,30 @@ impl CliError {
                 !matches!(e, EmbeddedError::Command { .. } | EmbeddedError::Connect(_))
             }
             _ => false,
-        };
-        ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// Whether the command line asks for JSON output, read from the raw arguments so that it also
+/// holds when they cannot be parsed.
+pub fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    args.iter().skip(1).any(|a| a == "--json")
+}
+
+/// An error as the JSON document a `--json` caller reads on stdout: what went wrong, its kind
+/// (`usage`, `configuration`, `failure`) and the exit code.
+pub fn error_json(message: &str, kind: &str, exit_code: u8) -> String {
+    serde_json::json!({ "error": message, "kind": kind, "exit_code": exit_code }).to_string()
+}
+
+impl CliError {
+    /// `configuration` for the errors that exit 2, `failure` for the rest.
+    pub fn kind(&self) -> (&'static str, u8) {
+        if self.is_usage() {
+            ("configuration", 2)
+        } else {
+            ("failure", 1)
+        }
     }
 }
 
@@ -360,12 +395,16 @@ async fn run_command(
             concurrency,
             latency_samples,
             import_rows,
+            queue_commit,
+            insert_commit,
             json,
         } => {
             let options = bench::BenchOptions {
                 jobs: *jobs,
                 concurrency: *concurrency,
                 latency_samples: *latency_samples,
+                queue_commit: *queue_commit,
+                insert_commit: *insert_commit,
             };
             bench::run(settings, database, &options, *import_rows, *json).await?;
             Ok(ExitCode::SUCCESS)

@@ -575,6 +575,7 @@ fn row_from_record(
                 record.len(),
                 headers.len()
             ),
+            order_number: None,
         });
     }
     let mut row = Row::new();
@@ -584,6 +585,7 @@ fn row_from_record(
             column: Some(header.clone()),
             raw: Some(String::from_utf8_lossy(field).into_owned()),
             message: "the value is not valid UTF-8".into(),
+            order_number: None,
         })?;
         if !header.is_empty() {
             row.insert(header.clone(), Cell::Text(text.to_string()));

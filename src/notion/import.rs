@@ -10,9 +10,11 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
+use time::Date;
 use uuid::Uuid;
 
 use super::mapping::{Mapped, RecordError, RecordSource, SaleRecord};
@@ -51,6 +53,10 @@ pub struct ImportOptions {
     pub batch_size: usize,
     /// Identifies the run in the sync log.
     pub run_id: Uuid,
+    /// Load the records that pass the checks set-based (the default). `false` imports every
+    /// record one at a time: the reference the set-based load is tested against, and a way
+    /// round it should it ever misbehave.
+    pub set_based: bool,
 }
 
 impl Default for ImportOptions {
@@ -60,8 +66,9 @@ impl Default for ImportOptions {
             update: false,
             trigger: Trigger::Manual,
             synced_by: "stockx-sync".into(),
-            batch_size: 500,
+            batch_size: 2000,
             run_id: Uuid::new_v4(),
+            set_based: true,
         }
     }
 }
@@ -97,6 +104,8 @@ pub struct ImportReport {
     /// The first 20 failures.
     pub failures: Vec<Failure>,
     pub duration_ms: u64,
+    /// Of `duration_ms`, the time spent waiting on the database.
+    pub database_ms: u64,
 }
 
 const REPORTED_FAILURES: usize = 20;
@@ -116,6 +125,7 @@ impl ImportReport {
             with_warnings: 0,
             failures: Vec::new(),
             duration_ms: 0,
+            database_ms: 0,
         }
     }
 
@@ -191,9 +201,10 @@ pub async fn import_records(
     // Order numbers seen in this run (a dry run cannot ask the database about them).
     let mut seen: HashSet<String> = HashSet::new();
     let mut wrote_any = false;
+    let mut database = std::time::Duration::ZERO;
     for batch in records.chunks(options.batch_size.max(1)) {
-        let mut sales: Vec<(&RecordSource, &SaleRecord, Vec<String>)> = Vec::new();
-        let mut unreadable: Vec<(&RecordSource, &RecordError)> = Vec::new();
+        let mut sales: Vec<Pending> = Vec::new();
+        let mut unwritten: Vec<Unwritten> = Vec::new();
         for (origin, record) in batch {
             match record {
                 Ok(Mapped::Sale(sale)) => {
@@ -201,30 +212,52 @@ pub async fn import_records(
                         .iter()
                         .map(|f| format!("{}: {}", f.rule.code(), f.message))
                         .collect();
-                    sales.push((origin, sale, warnings));
+                    sales.push(Pending {
+                        origin,
+                        sale,
+                        warnings,
+                    });
                 }
-                Ok(Mapped::SkippedPlatform(_)) => {
+                Ok(Mapped::SkippedPlatform(platform)) => {
                     report.skipped_other_platform += 1;
                     if !options.dry_run {
                         metrics::counter!(m::BACKFILL_ROWS_TOTAL, "outcome" => "skipped")
                             .increment(1);
                     }
+                    unwritten.push(Unwritten {
+                        origin,
+                        order_number: None,
+                        status: "skipped",
+                        message: if platform.is_empty() {
+                            "not a StockX sale (the platform is empty)".to_string()
+                        } else {
+                            format!("not a StockX sale (platform {platform:?})")
+                        },
+                    });
                 }
-                Err(error) => unreadable.push((origin, error)),
+                Err(error) => {
+                    let order_number = error.order_number.as_deref().cloned();
+                    report.fail(origin.to_string(), order_number.clone(), error.to_string());
+                    if !options.dry_run {
+                        metrics::counter!(m::BACKFILL_ROWS_TOTAL, "outcome" => "failed")
+                            .increment(1);
+                    }
+                    unwritten.push(Unwritten {
+                        origin,
+                        order_number,
+                        status: "failed",
+                        message: error.to_string(),
+                    });
+                }
             }
         }
-        for (origin, error) in &unreadable {
-            report.fail(origin.to_string(), None, error.to_string());
-            if !options.dry_run {
-                metrics::counter!(m::BACKFILL_ROWS_TOTAL, "outcome" => "failed").increment(1);
-            }
-        }
-        report.with_warnings += sales.iter().filter(|(_, _, w)| !w.is_empty()).count();
+        report.with_warnings += sales.iter().filter(|p| !p.warnings.is_empty()).count();
 
+        let waited = Instant::now();
         if options.dry_run {
             let numbers: Vec<String> = sales
                 .iter()
-                .map(|(_, s, _)| s.stockx_order_number.trim().to_string())
+                .map(|p| p.sale.stockx_order_number.trim().to_string())
                 .collect();
             let existing: HashSet<String> = crate::sales::recorded_order_numbers(pool, &numbers)
                 .await?
@@ -241,42 +274,26 @@ pub async fn import_records(
                     report.created += 1;
                 }
             }
+            database += waited.elapsed();
         } else {
-            let payload: Vec<serde_json::Value> = sales
-                .iter()
-                .map(|(origin, sale, warnings)| sale_json(origin, sale, warnings))
-                .collect();
-            let mut tx = pool.begin().await?;
-            sqlx::query("SET LOCAL stockx_sync.skip_notify = 'on'")
-                .execute(&mut *tx)
-                .await?;
-            let outcomes: Vec<(i32, String, Option<String>)> = sqlx::query_as(
-                "SELECT idx, status, error FROM integration.import_sales($1, $2, $3, $4, $5)",
-            )
-            .bind(serde_json::Value::Array(payload))
-            .bind(options.update)
-            .bind(options.trigger.as_str())
-            .bind(&options.synced_by)
-            .bind(report.run_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            log_unreadable(&mut tx, &unreadable, options, report.run_id).await?;
-            tx.commit().await?;
-            for (idx, status, error) in outcomes {
-                let (origin, sale, _) = &sales[(idx - 1) as usize];
-                match status.as_str() {
+            let outcomes = write_batch(pool, &sales, &unwritten, options, report.run_id).await?;
+            database += waited.elapsed();
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                let Pending { origin, sale, .. } = &sales[i];
+                match outcome.status.as_str() {
                     "created" => report.created += 1,
                     "updated" => report.updated += 1,
                     "skipped" => report.skipped += 1,
                     _ => report.fail(
                         origin.to_string(),
                         Some(sale.stockx_order_number.clone()),
-                        error.unwrap_or_else(|| "unknown error".into()),
+                        outcome.error.unwrap_or_else(|| "unknown error".into()),
                     ),
                 }
-                // The function's statuses are the metric's outcomes.
-                metrics::counter!(m::BACKFILL_ROWS_TOTAL, "outcome" => status.clone()).increment(1);
-                wrote_any |= status == "created" || status == "updated";
+                // The statuses are the metric's outcomes.
+                metrics::counter!(m::BACKFILL_ROWS_TOTAL, "outcome" => outcome.status.clone())
+                    .increment(1);
+                wrote_any |= outcome.status == "created" || outcome.status == "updated";
             }
         }
         done += batch.len();
@@ -289,7 +306,302 @@ pub async fn import_records(
             .await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
+    report.database_ms = database.as_millis() as u64;
     Ok(report)
+}
+
+/// A sale to write, with its validation findings.
+struct Pending<'a> {
+    origin: &'a RecordSource,
+    sale: &'a SaleRecord,
+    warnings: Vec<String>,
+}
+
+/// A record that is not written but gets its sync-log row: unreadable, or another platform's.
+struct Unwritten<'a> {
+    origin: &'a RecordSource,
+    order_number: Option<String>,
+    status: &'static str,
+    message: String,
+}
+
+/// What became of one sale.
+#[derive(Debug)]
+struct Outcome {
+    status: String,
+    error: Option<String>,
+}
+
+/// Writes one batch in one transaction: the sales the set-based load takes, then one at a
+/// time the ones it does not (and, should the set-based statement fail as a whole, all of
+/// them), then the sync-log rows of the records not written. Returns one outcome per sale.
+async fn write_batch(
+    pool: &PgPool,
+    sales: &[Pending<'_>],
+    unwritten: &[Unwritten<'_>],
+    options: &ImportOptions,
+    run_id: Uuid,
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut outcomes: Vec<Option<Outcome>> = (0..sales.len()).map(|_| None).collect();
+    let (set_based, mut one_by_one) = if options.set_based {
+        route(sales)
+    } else {
+        (Vec::new(), (0..sales.len()).collect())
+    };
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL stockx_sync.skip_notify = 'on'")
+        .execute(&mut *tx)
+        .await?;
+    if !set_based.is_empty() {
+        sqlx::query("SAVEPOINT import_set")
+            .execute(&mut *tx)
+            .await?;
+        match write_set(&mut tx, sales, &set_based, options, run_id).await {
+            Ok(statuses) => {
+                sqlx::query("RELEASE SAVEPOINT import_set")
+                    .execute(&mut *tx)
+                    .await?;
+                for (i, status) in statuses {
+                    if status == "retry" {
+                        one_by_one.push(i);
+                    } else {
+                        outcomes[i] = Some(Outcome {
+                            status,
+                            error: None,
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                // A record the checks let through was still refused (or another import wrote
+                // the same order meanwhile): every record of the batch gets its own try.
+                tracing::warn!(error = %e, records = set_based.len(), "set-based import refused; importing the batch one record at a time");
+                sqlx::query("ROLLBACK TO SAVEPOINT import_set")
+                    .execute(&mut *tx)
+                    .await?;
+                one_by_one.extend(set_based);
+            }
+        }
+    }
+    // In file order, after the set-based ones: a repeated order number finds the first one.
+    one_by_one.sort_unstable();
+    if !one_by_one.is_empty() {
+        let payload: Vec<serde_json::Value> = one_by_one
+            .iter()
+            .map(|&i| sale_json(sales[i].origin, sales[i].sale, &sales[i].warnings))
+            .collect();
+        let rows: Vec<(i32, String, Option<String>)> = sqlx::query_as(
+            "SELECT idx, status, error FROM integration.import_sales($1, $2, $3, $4, $5)",
+        )
+        .bind(serde_json::Value::Array(payload))
+        .bind(options.update)
+        .bind(options.trigger.as_str())
+        .bind(&options.synced_by)
+        .bind(run_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (idx, status, error) in rows {
+            if let Some(&i) = usize::try_from(idx - 1)
+                .ok()
+                .and_then(|k| one_by_one.get(k))
+            {
+                outcomes[i] = Some(Outcome { status, error });
+            }
+        }
+    }
+    log_unwritten(&mut tx, unwritten, options, run_id).await?;
+    tx.commit().await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or(Outcome {
+                status: "failed".into(),
+                error: Some("the database returned no outcome for this record".into()),
+            })
+        })
+        .collect())
+}
+
+/// Splits a batch's sales (by index) into those for the set-based load and those to import one
+/// at a time: a value the entry table would refuse or rewrite (where the error message, or
+/// which order number is looked up, is the per-record import's to give), and every repeat of
+/// an order number after its first appearance (it must find the first one written).
+fn route(sales: &[Pending<'_>]) -> (Vec<usize>, Vec<usize>) {
+    let mut first_seen: HashSet<String> = HashSet::new();
+    let mut set_based = Vec::with_capacity(sales.len());
+    let mut one_by_one = Vec::new();
+    for (i, pending) in sales.iter().enumerate() {
+        let key = order_key(&pending.sale.stockx_order_number);
+        let repeat = !first_seen.insert(key.to_string());
+        if repeat || !plain_sale(pending.sale) {
+            one_by_one.push(i);
+        } else {
+            set_based.push(i);
+        }
+    }
+    (set_based, one_by_one)
+}
+
+/// Characters the entry table strips from the ends of an order number and folds in names.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{180e}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'
+        )
+}
+
+fn is_control(c: char) -> bool {
+    matches!(c, '\u{1}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
+}
+
+/// The order number as the entry table stores it (its key for repeats).
+fn order_key(order_number: &str) -> &str {
+    order_number.trim_matches(is_invisible)
+}
+
+/// Whether the entry table takes the sale as it is: the checks of its INSERT trigger, and an
+/// order number without anything but printable text inside (so that the number looked up and
+/// the number stored are the same). The database checks again; this only spares it the
+/// records it would hand back.
+fn plain_sale(sale: &SaleRecord) -> bool {
+    let order = sale.stockx_order_number.trim_matches(' ');
+    let order_ok = !order.is_empty()
+        && order.chars().count() <= 100
+        && order
+            .chars()
+            .all(|c| c == ' ' || !(is_invisible(c) || is_control(c)));
+    let name_ok = |name: &str| {
+        let trimmed = name.trim_matches(is_invisible);
+        !trimmed.is_empty() && trimmed.chars().count() <= 200 && !name.chars().any(is_control)
+    };
+    let limit = Decimal::from(10_000_000_000i64);
+    let amount_ok = |d: Decimal| d.round_dp(2).abs() < limit;
+    let purchase = sale.purchase_price.round_dp(2);
+    let net = sale.net_proceeds.round_dp(2);
+    let profit = sale.profit.map(|p| p.round_dp(2)).unwrap_or(net - purchase);
+    let roi_ok = match sale.roi {
+        Some(roi) => roi.round_dp(4).abs() < Decimal::from(100_000_000),
+        None if purchase > Decimal::ZERO => ((net - purchase) / purchase)
+            .round_dp(4)
+            .abs()
+            .lt(&Decimal::from(100_000_000)),
+        None => true,
+    };
+    let date_ok = |d: Date| (1900..=2100).contains(&d.year());
+    order_ok
+        && name_ok(&sale.sku)
+        && name_ok(&sale.size)
+        && name_ok(&sale.supplier)
+        && sale
+            .size_region
+            .as_deref()
+            .is_none_or(|r| !r.chars().any(is_control))
+        && amount_ok(sale.purchase_price)
+        && purchase >= Decimal::ZERO
+        && amount_ok(sale.net_proceeds)
+        && sale
+            .sale_price
+            .is_none_or(|p| amount_ok(p) && p.round_dp(2) >= Decimal::ZERO)
+        && profit.abs() < limit
+        && roi_ok
+        && date_ok(sale.sold_at)
+        && sale.purchase_date.is_none_or(date_ok)
+        && sale.delivered_at.is_none_or(date_ok)
+}
+
+/// One call of `integration.import_sales_set` for the sales at `which`: one array per column.
+/// Returns (index into `sales`, status) for each.
+async fn write_set(
+    tx: &mut sqlx::PgConnection,
+    sales: &[Pending<'_>],
+    which: &[usize],
+    options: &ImportOptions,
+    run_id: Uuid,
+) -> Result<Vec<(usize, String)>, sqlx::Error> {
+    let n = which.len();
+    let mut idx: Vec<i32> = Vec::with_capacity(n);
+    let mut source: Vec<String> = Vec::with_capacity(n);
+    let mut page: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut order: Vec<&str> = Vec::with_capacity(n);
+    let mut sku: Vec<&str> = Vec::with_capacity(n);
+    let mut size: Vec<&str> = Vec::with_capacity(n);
+    let mut region: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut supplier: Vec<&str> = Vec::with_capacity(n);
+    let mut purchase_price: Vec<Decimal> = Vec::with_capacity(n);
+    let mut purchase_date: Vec<Option<Date>> = Vec::with_capacity(n);
+    let mut sale_price: Vec<Option<Decimal>> = Vec::with_capacity(n);
+    let mut net_proceeds: Vec<Decimal> = Vec::with_capacity(n);
+    let mut profit: Vec<Option<Decimal>> = Vec::with_capacity(n);
+    let mut roi: Vec<Option<Decimal>> = Vec::with_capacity(n);
+    let mut sold_at: Vec<Date> = Vec::with_capacity(n);
+    let mut delivered_at: Vec<Option<Date>> = Vec::with_capacity(n);
+    let mut notes: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut warnings: Vec<String> = Vec::with_capacity(n);
+    for (k, &i) in which.iter().enumerate() {
+        let Pending {
+            origin,
+            sale,
+            warnings: found,
+        } = &sales[i];
+        idx.push(k as i32 + 1);
+        source.push(origin.to_string());
+        page.push(match origin {
+            RecordSource::NotionPage { page_id, .. } => Some(page_id.as_str()),
+            RecordSource::CsvRow { .. } => None,
+        });
+        order.push(&sale.stockx_order_number);
+        sku.push(&sale.sku);
+        size.push(&sale.size);
+        region.push(sale.size_region.as_deref());
+        supplier.push(&sale.supplier);
+        purchase_price.push(sale.purchase_price);
+        purchase_date.push(sale.purchase_date);
+        sale_price.push(sale.sale_price);
+        net_proceeds.push(sale.net_proceeds);
+        profit.push(sale.profit);
+        roi.push(sale.roi);
+        sold_at.push(sale.sold_at);
+        delivered_at.push(sale.delivered_at);
+        notes.push(sale.notes.as_deref());
+        warnings.push(found.join("\u{1f}"));
+    }
+    let rows: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT idx, status FROM integration.import_sales_set(
+             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+             $19, $20, $21, $22)",
+    )
+    .bind(&idx)
+    .bind(&source)
+    .bind(&page)
+    .bind(&order)
+    .bind(&sku)
+    .bind(&size)
+    .bind(&region)
+    .bind(&supplier)
+    .bind(&purchase_price)
+    .bind(&purchase_date)
+    .bind(&sale_price)
+    .bind(&net_proceeds)
+    .bind(&profit)
+    .bind(&roi)
+    .bind(&sold_at)
+    .bind(&delivered_at)
+    .bind(&notes)
+    .bind(&warnings)
+    .bind(options.update)
+    .bind(options.trigger.as_str())
+    .bind(&options.synced_by)
+    .bind(run_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, status)| {
+            let i = *which.get(usize::try_from(k - 1).ok()?)?;
+            Some((i, status))
+        })
+        .collect())
 }
 
 fn facts(sale: &SaleRecord) -> SaleFacts {
@@ -331,35 +643,46 @@ fn sale_json(origin: &RecordSource, sale: &SaleRecord, warnings: &[String]) -> s
     })
 }
 
-/// Sync-log rows for records that could not be read (no order number: the source stands in).
-async fn log_unreadable(
+/// Sync-log rows for records not written: unreadable ones (named by their order number when
+/// it could be read, else by where they came from) and other platforms' rows.
+async fn log_unwritten(
     tx: &mut sqlx::PgConnection,
-    unreadable: &[(&RecordSource, &RecordError)],
+    unwritten: &[Unwritten<'_>],
     options: &ImportOptions,
     run_id: Uuid,
 ) -> Result<(), sqlx::Error> {
-    if unreadable.is_empty() {
+    if unwritten.is_empty() {
         return Ok(());
     }
-    let sources: Vec<String> = unreadable.iter().map(|(o, _)| o.to_string()).collect();
-    let pages: Vec<Option<String>> = unreadable
+    let names: Vec<String> = unwritten
         .iter()
-        .map(|(o, _)| match o {
-            RecordSource::NotionPage { page_id, .. } => Some(page_id.clone()),
+        .map(|u| {
+            u.order_number
+                .clone()
+                .filter(|o| !o.trim().is_empty())
+                .unwrap_or_else(|| u.origin.to_string())
+        })
+        .collect();
+    let pages: Vec<Option<&str>> = unwritten
+        .iter()
+        .map(|u| match u.origin {
+            RecordSource::NotionPage { page_id, .. } => Some(page_id.as_str()),
             RecordSource::CsvRow { .. } => None,
         })
         .collect();
-    let errors: Vec<String> = unreadable.iter().map(|(_, e)| e.to_string()).collect();
+    let statuses: Vec<&str> = unwritten.iter().map(|u| u.status).collect();
+    let messages: Vec<&str> = unwritten.iter().map(|u| u.message.as_str()).collect();
     sqlx::query(
         "INSERT INTO integration.notion_sale_sync_log
              (stockx_order_number, notion_page_id, sync_status, trigger_type, validation_warnings,
               error_message, sync_duration_ms, synced_by, run_id)
-         SELECT left(s, 100), p, 'failed', $4, '{}', e, 0, $5, $6
-         FROM unnest($1::text[], $2::text[], $3::text[]) AS u(s, p, e)",
+         SELECT left(s, 100), left(p, 100), st, $5, '{}', e, 0, left($6, 100), $7
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(s, p, st, e)",
     )
-    .bind(&sources)
+    .bind(&names)
     .bind(&pages)
-    .bind(&errors)
+    .bind(&statuses)
+    .bind(&messages)
     .bind(options.trigger.as_str())
     .bind(&options.synced_by)
     .bind(run_id)

@@ -279,6 +279,10 @@ pub struct RecordError {
     /// The raw value at fault, as found.
     pub raw: Option<String>,
     pub message: String,
+    /// The record's order number, when its title cell could be read. Behind one thin pointer:
+    /// the error travels in every `Result` of the mapping, which should stay small.
+    #[allow(clippy::box_collection)]
+    pub order_number: Option<Box<String>>,
 }
 
 fn describe_column(column: &Option<String>, raw: &Option<String>) -> String {
@@ -297,6 +301,7 @@ impl RecordError {
             column: None,
             raw: None,
             message: message.into(),
+            order_number: None,
         }
     }
 }
@@ -316,6 +321,7 @@ impl FieldReader<'_> {
             column: Some(column.to_string()),
             raw,
             message: message.into(),
+            order_number: None,
         }
     }
 
@@ -483,6 +489,22 @@ pub fn map_row(mapping: &Mapping, origin: &RecordSource, row: &Row) -> Result<Ma
         "the StockX order number",
         order_number,
     )?;
+    // From here on, an error names the order it belongs to.
+    map_sale(&r, mapping, origin, &order_number)
+        .map(|sale| Mapped::Sale(Box::new(sale)))
+        .map_err(|e| RecordError {
+            order_number: Some(Box::new(order_number.clone())),
+            ..e
+        })
+}
+
+/// The rest of a sale once its order number is known.
+fn map_sale(
+    r: &FieldReader<'_>,
+    mapping: &Mapping,
+    origin: &RecordSource,
+    order_number: &str,
+) -> Result<SaleRecord, RecordError> {
     let sku = match r.text(&mapping.sku)? {
         Some(sku) => sku,
         None if !mapping.sku_fallback.is_empty() && r.cell(&mapping.sku_fallback).is_some() => {
@@ -511,9 +533,9 @@ pub fn map_row(mapping: &Mapping, origin: &RecordSource, row: &Row) -> Result<Ma
     let sold_at = r.date(&mapping.sold_at)?;
     let sold_at = r.required(&mapping.sold_at, "the sale date", sold_at)?;
 
-    Ok(Mapped::Sale(Box::new(SaleRecord {
+    Ok(SaleRecord {
         source: origin.clone(),
-        stockx_order_number: order_number,
+        stockx_order_number: order_number.to_string(),
         sku,
         size,
         size_region,
@@ -527,7 +549,7 @@ pub fn map_row(mapping: &Mapping, origin: &RecordSource, row: &Row) -> Result<Ma
         sold_at,
         delivered_at: r.date(&mapping.delivered_at)?,
         notes: r.text(&mapping.notes)?,
-    })))
+    })
 }
 
 /// Order numbers that occur more than once, with where each occurrence came from, in first

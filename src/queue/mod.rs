@@ -124,8 +124,8 @@ pub struct Job {
 ///
 /// `FOR UPDATE SKIP LOCKED` lets many workers claim at once without waiting on each other or
 /// taking the same job.
-pub async fn claim_next_jobs(
-    pool: &PgPool,
+pub async fn claim_next_jobs<'c>(
+    pool: impl sqlx::PgExecutor<'c>,
     worker: &str,
     limit: usize,
     lease: Duration,
@@ -177,8 +177,8 @@ pub struct Completion {
 }
 
 /// Marks jobs completed, many in one statement (River's batch completer idea).
-pub async fn complete_jobs(
-    pool: &PgPool,
+pub async fn complete_jobs<'c>(
+    pool: impl sqlx::PgExecutor<'c>,
     worker: &str,
     done: &[Completion],
 ) -> Result<u64, sqlx::Error> {

@@ -15,18 +15,20 @@
 //! released (their attempt not counted), and the completer flushes.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rand::Rng;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::QueueCommit;
 use crate::metrics as m;
 use crate::queue::{self, Completion, FailureFate, Job};
 
@@ -82,14 +84,17 @@ impl WorkerOptions {
     }
 }
 
-/// Connection settings for the queue's own statements (claim, complete, heartbeat): commits
-/// need not wait for the WAL flush. A claim or completion lost in a server crash only means the
-/// job runs again after its lease, which at-least-once delivery allows; WAL order still
-/// guarantees that a completion never survives without the writes committed before it.
+/// Connection settings for the queue's own statements (claim, complete, heartbeat): their
+/// `synchronous_commit` as configured (`worker.queue_synchronous_commit`, default `off`: see
+/// [`QueueCommit`] for why that is safe). `server` leaves the connect options as they are.
 pub fn queue_connect_options(
     options: sqlx::postgres::PgConnectOptions,
+    commit: QueueCommit,
 ) -> sqlx::postgres::PgConnectOptions {
-    options.options([("synchronous_commit", "off")])
+    match commit.setting() {
+        Some(value) => options.options([("synchronous_commit", value)]),
+        None => options,
+    }
 }
 
 /// `hostname:pid:random`, unique per process.
@@ -176,6 +181,7 @@ impl Worker {
         let completer = tokio::spawn(run_completer(
             shared.pool.clone(),
             shared.options.id.clone(),
+            shared.options.concurrency,
             rx,
         ));
         let keeper = tokio::spawn(run_keeper(shared.clone(), stop_background.clone()));
@@ -226,11 +232,17 @@ impl Worker {
 ///
 /// Up to `concurrency` jobs run at once; up to as many more are claimed ahead into a local
 /// buffer (their leases renewed like running jobs'), so that a slot that frees is filled at
-/// once and claims go out in batches rather than one job at a time.
+/// once. A claim goes out when there is room for at least `concurrency` jobs, or when nothing
+/// is waiting to start (then a single new job starts at once): claims of one or two jobs cost
+/// a round trip each, which is what held the worker well below its SQL's own ceiling.
+///
+/// The claimer keeps one connection for itself: a statement on a pooled connection costs two
+/// more round trips (sqlx pings a connection when it goes back to the pool).
 async fn run_claimer(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &CancellationToken) {
     let capacity = shared.options.concurrency * 2;
     let mut buffer: VecDeque<Job> = VecDeque::with_capacity(capacity);
     let mut failures = 0u32;
+    let mut conn: Option<PoolConnection<Postgres>> = None;
     while !shutdown.is_cancelled() {
         // Reap finished tasks so the JoinSet does not grow.
         while jobs.try_join_next().is_some() {}
@@ -249,26 +261,35 @@ async fn run_claimer(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &Ca
         let in_flight =
             shared.options.concurrency - shared.slots.available_permits() + buffer.len();
         let room = capacity.saturating_sub(in_flight);
-        if room == 0 || buffer.len() >= shared.options.concurrency {
+        let worth_a_claim = room >= shared.options.concurrency || (buffer.is_empty() && room > 0);
+        if !worth_a_claim {
             tokio::select! {
                 permit = shared.slots.acquire() => drop(permit),
                 _ = shutdown.cancelled() => break,
             }
             continue;
         }
-        let claimed = match queue::claim_next_jobs(
-            &shared.pool,
-            &shared.options.id,
-            room,
-            shared.options.lease,
-        )
-        .await
-        {
+        let claimed = match held(&shared.pool, &mut conn).await {
+            Ok(c) => {
+                queue::claim_next_jobs(c, &shared.options.id, room, shared.options.lease).await
+            }
+            Err(e) => Err(e),
+        };
+        let claimed = match claimed {
             Ok(claimed) => {
                 failures = 0;
+                if !claimed.is_empty() {
+                    BATCHES.claims.fetch_add(1, Ordering::Relaxed);
+                    BATCHES
+                        .claimed
+                        .fetch_add(claimed.len() as u64, Ordering::Relaxed);
+                }
                 claimed
             }
             Err(e) => {
+                // Back to the pool, which closes it if it is broken; the next claim takes
+                // another.
+                conn = None;
                 failures += 1;
                 let wait = capped_backoff(failures);
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed");
@@ -387,15 +408,47 @@ async fn run_job(shared: &Shared, job: Job) {
     }
 }
 
-/// Marks completions in batches: whatever arrived while the previous batch was written.
-async fn run_completer(pool: PgPool, worker: String, mut rx: mpsc::UnboundedReceiver<Completion>) {
+/// How long the completer waits for more completions when it has fewer than `concurrency`:
+/// one round trip then marks a full batch instead of one job (a third of the statements did
+/// before). A job's completion is only its bookkeeping; the job's own writes are committed.
+const COMPLETION_LINGER: Duration = Duration::from_millis(2);
+
+/// Marks completions in batches: whatever arrived while the previous batch was written, topped
+/// up for at most [`COMPLETION_LINGER`]. Keeps one connection for itself (no pings).
+async fn run_completer(
+    pool: PgPool,
+    worker: String,
+    target: usize,
+    mut rx: mpsc::UnboundedReceiver<Completion>,
+) {
+    const MAX_BATCH: usize = 1000;
     let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 1000).await > 0 {
+    let mut conn: Option<PoolConnection<Postgres>> = None;
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let deadline = tokio::time::Instant::now() + COMPLETION_LINGER;
+        while batch.len() < target.min(MAX_BATCH) {
+            let more = MAX_BATCH - batch.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, more)).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
         let mut attempt = 0u32;
         loop {
-            match queue::complete_jobs(&pool, &worker, &batch).await {
-                Ok(_) => break,
+            let result = match held(&pool, &mut conn).await {
+                Ok(c) => queue::complete_jobs(c, &worker, &batch).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(_) => {
+                    BATCHES.completes.fetch_add(1, Ordering::Relaxed);
+                    BATCHES
+                        .completed
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    break;
+                }
                 Err(e) => {
+                    conn = None;
                     attempt += 1;
                     if attempt > 5 {
                         tracing::error!(error = %e, jobs = batch.len(), "could not mark jobs completed; they will run again after their lease");
@@ -408,6 +461,36 @@ async fn run_completer(pool: PgPool, worker: String, mut rx: mpsc::UnboundedRece
         batch.clear();
     }
 }
+
+/// A connection kept by one task (the claimer, the completer), taken from the pool when it has
+/// none. Giving it back after an error lets the pool close it if it is broken.
+async fn held<'a>(
+    pool: &PgPool,
+    slot: &'a mut Option<PoolConnection<Postgres>>,
+) -> Result<&'a mut PgConnection, sqlx::Error> {
+    let conn = match slot.take() {
+        Some(conn) => conn,
+        None => pool.acquire().await?,
+    };
+    Ok(&mut **slot.insert(conn))
+}
+
+/// Claim and completion statements and the jobs they carried, since the process started: the
+/// benchmark reports the average batch sizes from these.
+#[derive(Debug, Default)]
+pub struct BatchCounters {
+    pub claims: AtomicU64,
+    pub claimed: AtomicU64,
+    pub completes: AtomicU64,
+    pub completed: AtomicU64,
+}
+
+pub static BATCHES: BatchCounters = BatchCounters {
+    claims: AtomicU64::new(0),
+    claimed: AtomicU64::new(0),
+    completes: AtomicU64::new(0),
+    completed: AtomicU64::new(0),
+};
 
 /// Heartbeat, rescue, prune, gauges.
 async fn run_keeper(shared: Arc<Shared>, stop: CancellationToken) {

@@ -11,6 +11,7 @@ mod deploy;
 mod embedded;
 mod enrich;
 mod http;
+mod import_set;
 mod n8n;
 mod notion;
 mod notion_api;
