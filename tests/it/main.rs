@@ -10,6 +10,7 @@ mod embedded;
 mod enrich;
 mod notion;
 mod reporting;
+mod robustness;
 mod schema;
 mod stockx;
 mod worker;
