@@ -312,6 +312,16 @@ pub async fn complete_jobs(
     Ok(result.rows_affected())
 }
 
+/// In a statement on a running job `j` going back to the queue: whether its row has a newer
+/// waiting job (an edit made while it ran), which then does its work instead.
+macro_rules! newer_waits {
+    () => {
+        "EXISTS (SELECT 1 FROM integration.enrichment_jobs w
+                 WHERE w.kind = j.kind AND w.entity_id = j.entity_id
+                   AND w.state IN ('available', 'retryable')) AS newer_waits"
+    };
+}
+
 /// What became of a job that did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureFate {
@@ -349,12 +359,12 @@ pub async fn fail_attempt(
     retry: bool,
     delay: Duration,
 ) -> Result<Option<FailureFate>, sqlx::Error> {
-    let row: Option<(String, bool)> = sqlx::query_as(
+    let row: Option<(String, bool)> = sqlx::query_as(concat!(
         "WITH target AS (
              SELECT j.id, $4 AND j.attempt < j.max_attempts AS again,
-                    EXISTS (SELECT 1 FROM integration.enrichment_jobs w
-                            WHERE w.kind = j.kind AND w.entity_id = j.entity_id
-                              AND w.state IN ('available', 'retryable')) AS newer_waits
+                    ",
+        newer_waits!(),
+        "
              FROM integration.enrichment_jobs j
              WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $6
          )
@@ -371,8 +381,8 @@ pub async fn fail_attempt(
              locked_by = NULL, locked_until = NULL
          FROM target t
          WHERE j.id = t.id AND j.state = 'running' AND j.locked_by = $6
-         RETURNING j.state, t.again AND t.newer_waits",
-    )
+         RETURNING j.state, t.again AND t.newer_waits"
+    ))
     .bind(job_id)
     .bind(error)
     .bind(outcome)
@@ -398,12 +408,12 @@ pub async fn release_jobs(
     if ids.is_empty() {
         return Ok(0);
     }
-    let result = sqlx::query(
+    let result = sqlx::query(concat!(
         "WITH target AS (
              SELECT j.id,
-                    EXISTS (SELECT 1 FROM integration.enrichment_jobs w
-                            WHERE w.kind = j.kind AND w.entity_id = j.entity_id
-                              AND w.state IN ('available', 'retryable')) AS newer_waits
+                    ",
+        newer_waits!(),
+        "
              FROM integration.enrichment_jobs j
              WHERE j.id = ANY($1) AND j.state = 'running' AND j.locked_by = $2
          )
@@ -418,8 +428,8 @@ pub async fn release_jobs(
              locked_by = NULL, locked_until = NULL,
              last_error = coalesce($4, j.last_error)
          FROM target t
-         WHERE j.id = t.id AND j.state = 'running' AND j.locked_by = $2",
-    )
+         WHERE j.id = t.id AND j.state = 'running' AND j.locked_by = $2"
+    ))
     .bind(ids)
     .bind(worker)
     .bind(delay.as_secs_f64())
@@ -459,12 +469,12 @@ pub async fn heartbeat(
 /// `run_after` is left as it was: the job was claimed when it reached the front of the line,
 /// so it goes back to the front, not behind whatever was queued while its worker was dead.
 pub async fn rescue_expired_jobs(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
+    let result = sqlx::query(concat!(
         "WITH expired AS (
              SELECT j.id, j.attempt < j.max_attempts AS again,
-                    EXISTS (SELECT 1 FROM integration.enrichment_jobs w
-                            WHERE w.kind = j.kind AND w.entity_id = j.entity_id
-                              AND w.state IN ('available', 'retryable')) AS newer_waits
+                    ",
+        newer_waits!(),
+        "
              FROM integration.enrichment_jobs j
              WHERE j.state = 'running' AND j.locked_until < clock_timestamp()
              FOR UPDATE OF j SKIP LOCKED
@@ -478,8 +488,8 @@ pub async fn rescue_expired_jobs(pool: &PgPool) -> Result<u64, sqlx::Error> {
              last_error = 'lease expired: worker ' || coalesce(j.locked_by, '?')
                           || ' stopped heartbeating (crashed or hung)',
              locked_by = NULL, locked_until = NULL
-         FROM expired e WHERE j.id = e.id",
-    )
+         FROM expired e WHERE j.id = e.id"
+    ))
     .execute(pool)
     .await?;
     Ok(result.rows_affected())
