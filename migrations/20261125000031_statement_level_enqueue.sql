@@ -27,7 +27,7 @@ BEGIN
         IF TG_LEVEL = 'STATEMENT' THEN
             INSERT INTO integration.enrichment_jobs (kind, entity_id)
             SELECT TG_ARGV[0], n.id FROM enqueue_inserted n
-            ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'running', 'retryable')
+            ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'retryable')
             DO NOTHING;
             IF NOT EXISTS (SELECT 1 FROM enqueue_inserted) THEN
                 RETURN NULL;
@@ -35,7 +35,7 @@ BEGIN
         ELSE
             INSERT INTO integration.enrichment_jobs (kind, entity_id)
             VALUES (TG_ARGV[0], NEW.id)
-            ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'running', 'retryable')
+            ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'retryable')
             DO NOTHING;
         END IF;
         IF coalesce(current_setting('stockx_sync.skip_notify', true), '') <> 'on' THEN

@@ -14,23 +14,32 @@
 //!   to, since its purchase price and date are part of them. The caches are in [`cache`].
 //!
 //! Without StockX credentials a job only validates, and orders stay `pending` until a worker
-//! with credentials runs (it enqueues what is still pending at start). A job's writes are one
-//! transaction, with two exceptions written on their own: the answer of a SKU lookup (stored at
-//! once, so that the jobs waiting for it reuse it) and an order's `failed` status (written when
-//! the job gives up, outside the transaction it rolls back). Every write is idempotent:
+//! with credentials runs (it enqueues what is still pending at start). StockX is asked first,
+//! with no transaction open (a call can wait on the rate limiter, a `Retry-After` or a slow
+//! answer); then a job's writes are one short transaction, with two exceptions written on their
+//! own: the answer of a SKU lookup (stored at once, so that the jobs waiting for it reuse it)
+//! and an order's `failed` status (written when the job gives up). Every write is idempotent:
 //! running a job twice leaves the same rows.
+//!
+//! A job gives up on an order (marks it `failed` with the reason, so that no worker start
+//! queues it again) when retrying cannot help: StockX rejected the request, the row holds data
+//! this program cannot read (`NaN` in a price, a date such as `infinity` or year 12000), or
+//! the job panicked; or when its last attempt failed. StockX refusing our credentials, blocking
+//! us or still answering 429 is nobody's fault of the order's: the job waits, no attempt spent.
 
 pub mod cache;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::queue::{Health, JobHandler, JobResult};
+use crate::queue::{is_data_error, panic_message, Health, JobHandler, JobResult};
 use crate::queue::{Job, JobKind};
 use crate::sales::{self, InventoryRow, ProductLookup, VariantWrite};
 use crate::stockx::{self, MarketData, StockxClient, StockxError, Variant};
@@ -40,6 +49,8 @@ use cache::{CacheConfig, KeyLocks, TtlCache};
 
 /// How long jobs wait when StockX refuses our credentials before they are tried again.
 const CREDENTIALS_BACKOFF: Duration = Duration::from_secs(300);
+/// How long jobs wait after a block or a 429 that came without a `Retry-After`.
+const THROTTLED_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The real job handler.
 pub struct Enricher {
@@ -69,6 +80,45 @@ pub enum EnrichError {
     Stockx(#[from] StockxError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("the job panicked: {0}")]
+    Panic(String),
+}
+
+impl EnrichError {
+    /// StockX cannot be asked right now, whichever row: refused credentials, a bot-protection
+    /// block, or 429s that outlasted the client's own retries. The job waits; it did not fail.
+    pub fn postpones(&self) -> bool {
+        match self {
+            EnrichError::Stockx(e) => {
+                e.is_credentials_refused()
+                    || e.is_blocked()
+                    || matches!(e, StockxError::RateLimited { .. })
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EnrichError::Stockx(e) => e.is_transient(),
+            EnrichError::Db(e) => !is_data_error(e),
+            EnrichError::Panic(_) => false,
+        }
+    }
+
+    /// Whether the order gives up (is marked `failed`) after this error on an attempt that is
+    /// (`last_attempt`) or is not its last. A database outage on the last attempt leaves the
+    /// order `pending`: the next worker start queues it again.
+    fn gives_up_on_the_order(&self, last_attempt: bool) -> bool {
+        if self.postpones() {
+            return false;
+        }
+        match self {
+            EnrichError::Stockx(_) => last_attempt || !self.is_transient(),
+            EnrichError::Db(_) | EnrichError::Panic(_) => !self.is_transient(),
+        }
+    }
 }
 
 impl Enricher {
@@ -122,25 +172,37 @@ impl Enricher {
         }
     }
 
-    /// Runs one job and says what it did.
+    /// Runs one job and says what it did. A panic inside is returned as an error (the caller,
+    /// a worker or `sync-order`, goes on); an order whose job gives up is marked `failed`.
     pub async fn run_job(&self, job: &Job) -> Result<JobReport, EnrichError> {
         let last_attempt = job.attempt >= job.max_attempts;
-        match job.kind {
-            JobKind::Order => self.enrich_order(job.entity_id, last_attempt).await,
-            JobKind::Inventory => self.enrich_inventory(job.entity_id).await,
-            // Not an enrichment: `notion::writeback` runs these (see `app`).
-            JobKind::NotionWriteback => Ok(JobReport {
-                outcome: "skipped".into(),
-                ..JobReport::default()
-            }),
+        let run = async {
+            match job.kind {
+                JobKind::Order => self.enrich_order(job.entity_id).await,
+                JobKind::Inventory => self.enrich_inventory(job.entity_id).await,
+                // Not an enrichment: `notion::writeback` runs these (see `app`).
+                JobKind::NotionWriteback => Ok(JobReport {
+                    outcome: "skipped".into(),
+                    ..JobReport::default()
+                }),
+            }
+        };
+        let result = match AssertUnwindSafe(run).catch_unwind().await {
+            Ok(result) => result,
+            Err(payload) => Err(EnrichError::Panic(panic_message(payload.as_ref()))),
+        };
+        if let Err(error) = &result {
+            if job.kind == JobKind::Order && error.gives_up_on_the_order(last_attempt) {
+                let reason = error.to_string();
+                if let Err(e) = sales::mark_order_failed(&self.pool, job.entity_id, &reason).await {
+                    tracing::warn!(error = %e, "could not mark the order failed");
+                }
+            }
         }
+        result
     }
 
-    async fn enrich_order(
-        &self,
-        order_id: Uuid,
-        last_attempt: bool,
-    ) -> Result<JobReport, EnrichError> {
+    async fn enrich_order(&self, order_id: Uuid) -> Result<JobReport, EnrichError> {
         let Some(row) = sales::load_order(&self.pool, order_id).await? else {
             return Ok(gone("order"));
         };
@@ -148,46 +210,50 @@ impl Enricher {
         let mut findings = validate::check_sale(&row.facts);
         let mut checked: Vec<Rule> = validate::SALE_RULES.to_vec();
 
-        let mut tx = self.pool.begin().await?;
-        match &self.stockx {
-            None => {
-                report.outcome = "validated".into();
-            }
+        // StockX first, with no transaction open: the call may wait for the rate limiter, a
+        // Retry-After or a slow answer, and a connection idle in transaction meanwhile would
+        // hold locks and a pool slot, and turn a killed connection into a retry of work done.
+        let answer = match &self.stockx {
+            None => None,
             Some(client) => match client.order(&row.order_number).await {
-                Ok(Some(order)) => {
+                Ok(answer) => {
                     self.clear_blocked();
-                    store_order(&mut tx, &row, &order, &mut report).await?;
-                    if let Some(payout) = &order.payout {
-                        if let (Some(amount), Some(currency)) =
-                            (payout.total_payout, payout.currency_code.as_deref())
-                        {
-                            checked.push(Rule::PayoutMismatch);
-                            findings.extend(validate::check_payout(
-                                row.facts.net_proceeds,
-                                &row.currency,
-                                amount,
-                                currency,
-                            ));
-                        }
-                    }
-                    report.outcome = "enriched".into();
-                }
-                Ok(None) => {
-                    sales::mark_order_not_found(&mut tx, order_id).await?;
-                    report
-                        .changes
-                        .push("StockX does not know this order".into());
-                    report.outcome = "not_found".into();
+                    Some(answer)
                 }
                 Err(error) => {
                     self.note_credentials(&error);
-                    // Refused credentials are ours to fix, not the order's fault: it stays pending.
-                    if !error.is_credentials_refused() && (last_attempt || !error.is_transient()) {
-                        sales::mark_order_failed(&self.pool, order_id, &error.to_string()).await?;
-                    }
                     return Err(error.into());
                 }
             },
+        };
+
+        let mut tx = self.pool.begin().await?;
+        match answer {
+            None => report.outcome = "validated".into(),
+            Some(Some(order)) => {
+                store_order(&mut tx, &row, &order, &mut report).await?;
+                if let Some(payout) = &order.payout {
+                    if let (Some(amount), Some(currency)) =
+                        (payout.total_payout, payout.currency_code.as_deref())
+                    {
+                        checked.push(Rule::PayoutMismatch);
+                        findings.extend(validate::check_payout(
+                            row.facts.net_proceeds,
+                            &row.currency,
+                            amount,
+                            currency,
+                        ));
+                    }
+                }
+                report.outcome = "enriched".into();
+            }
+            Some(None) => {
+                sales::mark_order_not_found(&mut tx, order_id).await?;
+                report
+                    .changes
+                    .push("StockX does not know this order".into());
+                report.outcome = "not_found".into();
+            }
         }
         let subject = Subject {
             entity_type: "order",
@@ -400,8 +466,9 @@ impl Enricher {
         Ok(data)
     }
 
+    /// Shows in `/readyz` why no StockX call can succeed now (refused credentials or a block).
     fn note_credentials(&self, error: &StockxError) {
-        if error.is_credentials_refused() {
+        if error.is_account_wide() {
             *self.health.blocked_reason.lock().expect("lock") = Some(error.to_string());
         }
     }
@@ -424,22 +491,32 @@ impl JobHandler for Enricher {
                     }
                     JobResult::Completed(outcome_label(&report.outcome))
                 }
-                Err(EnrichError::Stockx(e)) if e.is_credentials_refused() => JobResult::Postponed {
-                    reason: e.to_string(),
-                    delay: CREDENTIALS_BACKOFF,
-                },
-                Err(EnrichError::Stockx(e)) => JobResult::Failed {
-                    transient: e.is_transient(),
-                    retry_after: e.retry_after(),
-                    message: e.to_string(),
-                },
-                Err(EnrichError::Db(e)) => JobResult::Failed {
-                    transient: true,
-                    retry_after: None,
-                    message: format!("database: {e}"),
-                },
+                Err(error) => job_result(error),
             }
         })
+    }
+}
+
+/// How the queue treats a job's error: wait without spending an attempt, retry, or give up.
+fn job_result(error: EnrichError) -> JobResult {
+    if error.postpones() {
+        let delay = match &error {
+            EnrichError::Stockx(e) if e.is_credentials_refused() => CREDENTIALS_BACKOFF,
+            EnrichError::Stockx(e) => e.retry_after().unwrap_or(THROTTLED_BACKOFF),
+            _ => THROTTLED_BACKOFF,
+        };
+        return JobResult::Postponed {
+            reason: error.to_string(),
+            delay,
+        };
+    }
+    JobResult::Failed {
+        transient: error.is_transient(),
+        retry_after: match &error {
+            EnrichError::Stockx(e) => e.retry_after(),
+            _ => None,
+        },
+        message: error.to_string(),
     }
 }
 
@@ -515,4 +592,65 @@ fn describe(finding: &Finding) -> String {
 
 fn show(amount: Option<Decimal>) -> String {
     amount.map_or_else(|| "-".to_string(), |a| a.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stockx(e: StockxError) -> JobResult {
+        job_result(EnrichError::Stockx(e))
+    }
+
+    #[test]
+    fn blocks_and_exhausted_429s_wait_without_spending_an_attempt() {
+        let wait = Duration::from_secs(42);
+        let blocked = stockx(StockxError::Blocked {
+            status: 403,
+            vendor: "Cloudflare",
+            endpoint: "order",
+            retry_after: wait,
+        });
+        let throttled = stockx(StockxError::RateLimited { retry_after: wait });
+        for result in [blocked, throttled] {
+            match result {
+                JobResult::Postponed { delay, .. } => assert_eq!(delay, wait),
+                other => panic!("expected a postponement, got {other:?}"),
+            }
+        }
+        let refused = stockx(StockxError::CredentialsRefused("401".into()));
+        assert!(
+            matches!(refused, JobResult::Postponed { delay, .. } if delay == CREDENTIALS_BACKOFF)
+        );
+    }
+
+    #[test]
+    fn data_errors_and_panics_are_permanent_outages_are_not() {
+        let decode = EnrichError::Db(sqlx::Error::ColumnDecode {
+            index: "net_proceeds".into(),
+            source: "NaN".into(),
+        });
+        assert!(!decode.is_transient());
+        assert!(decode.gives_up_on_the_order(false));
+        let panic = EnrichError::Panic("boom".into());
+        assert!(!panic.is_transient());
+        assert!(panic.gives_up_on_the_order(false));
+        let outage = EnrichError::Db(sqlx::Error::PoolTimedOut);
+        assert!(outage.is_transient());
+        assert!(!outage.gives_up_on_the_order(true), "stays pending");
+        let server = EnrichError::Stockx(StockxError::Server {
+            status: 503,
+            endpoint: "order",
+            message: String::new(),
+        });
+        assert!(!server.gives_up_on_the_order(false));
+        assert!(server.gives_up_on_the_order(true));
+        assert!(matches!(
+            job_result(decode),
+            JobResult::Failed {
+                transient: false,
+                ..
+            }
+        ));
+    }
 }

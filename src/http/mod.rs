@@ -1,6 +1,7 @@
 //! The worker's HTTP listener (`STOCKX_SYNC_HTTP_ADDR`): `/metrics` for Prometheus, `/healthz`
 //! (the process is alive) and `/readyz` (it can do its work: database reachable, LISTEN
-//! connection up, StockX accepting our credentials), with the reason when it cannot.
+//! connection up, StockX neither refusing our credentials nor blocking us, claims working),
+//! with the reason when it cannot.
 //!
 //! The listener may face more than Prometheus (n8n calls the POST endpoints), so a client
 //! cannot hold a connection open for free: request headers must arrive within
@@ -171,6 +172,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
     if let Some(reason) = state.health.blocked_reason.lock().expect("lock").clone() {
         problems.push(reason);
+    }
+    if let Some(problem) = state.health.claimer_problem() {
+        problems.push(problem);
     }
     if problems.is_empty() {
         (StatusCode::OK, Json(serde_json::json!({"ready": true})))

@@ -1,8 +1,10 @@
 //! The job queue's SQL: claim, complete, retry, release, heartbeat, rescue, prune.
 //!
 //! This module is the only one that names the table. Each of its functions is one short
-//! statement in its own transaction, so the queue itself holds no transaction open while a job
-//! runs (what a job's handler does with its own transactions is the handler's business). The table (`integration.enrichment_jobs`) is the truth, NOTIFY only wakes.
+//! statement in its own transaction (the claim's slow path, which isolates a row the claim
+//! cannot take, is a few), so the queue itself holds no transaction open while a job runs (what
+//! a job's handler does with its own transactions is the handler's business). The table
+//! (`integration.enrichment_jobs`) is the truth, NOTIFY only wakes.
 //! Writes that end a job are fenced by `locked_by`: a worker whose lease expired and whose job
 //! was rescued and claimed by another cannot overwrite the other's result.
 //!
@@ -19,7 +21,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use worker::{
-    queue_connect_options, Health, JobHandler, JobResult, Worker, WorkerOptions, CHANNEL,
+    panic_message, queue_connect_options, Health, JobHandler, JobResult, Worker, WorkerOptions,
+    CHANNEL, CLAIM_FAILURES_NOT_READY,
 };
 
 /// What a job enriches.
@@ -77,9 +80,13 @@ impl JobState {
         JobState::Failed,
     ];
 
-    /// The states of a job that has yet to finish. A row has at most one open job of a kind
-    /// (a partial unique index over these states).
+    /// The states of a job that has yet to finish.
     pub const OPEN: [JobState; 3] = [JobState::Available, JobState::Running, JobState::Retryable];
+
+    /// The states of a job waiting to be claimed. A row has at most one waiting job of a kind
+    /// (a partial unique index over these states), which absorbs later events for the row; a
+    /// running job does not, so an edit made while it runs queues a new job.
+    pub const WAITING: [JobState; 2] = [JobState::Available, JobState::Retryable];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -120,42 +127,47 @@ pub struct Job {
     pub lag_seconds: f64,
 }
 
-/// Claims up to `limit` due jobs for `worker`, oldest first, in one statement.
+/// The claim statement; `$5`-using conditions can be added (one job by id, for isolating a
+/// row the claim cannot take).
 ///
-/// `FOR UPDATE SKIP LOCKED` lets many workers claim at once without waiting on each other or
-/// taking the same job.
-pub async fn claim_next_jobs<'c>(
-    pool: impl sqlx::PgExecutor<'c>,
-    worker: &str,
-    limit: usize,
-    lease: Duration,
-) -> Result<Vec<Job>, sqlx::Error> {
-    let rows: Vec<(i64, String, Uuid, i16, i16, f64)> = sqlx::query_as(
-        "WITH next AS (
-             SELECT id FROM integration.enrichment_jobs
-             WHERE state IN ('available', 'retryable') AND run_after <= clock_timestamp()
-             ORDER BY run_after, id
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED
-         )
-         UPDATE integration.enrichment_jobs j
-         SET state = 'running',
-             attempt = j.attempt + 1,
-             locked_by = $2,
-             locked_until = clock_timestamp() + make_interval(secs => $3),
-             attempted_at = clock_timestamp()
-         FROM next
-         WHERE j.id = next.id
-         RETURNING j.id, j.kind, j.entity_id, j.attempt, j.max_attempts,
-                   extract(epoch FROM clock_timestamp() - j.created_at)::float8",
-    )
-    .bind(limit as i64)
-    .bind(worker)
-    .bind(lease.as_secs_f64())
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
+/// A job whose row has another job running is skipped, so that two jobs of one row never run
+/// at once (the second one is the edit made while the first ran, and must read the new facts
+/// after the first one has written). The `NOT EXISTS` probes `enrichment_jobs_entity_idx`.
+macro_rules! claim_sql {
+    ($extra:literal) => {
+        concat!(
+            "WITH next AS (
+                 SELECT id FROM integration.enrichment_jobs j
+                 WHERE state IN ('available', 'retryable') AND run_after <= clock_timestamp()
+                   AND NOT EXISTS (
+                       SELECT 1 FROM integration.enrichment_jobs r
+                       WHERE r.kind = j.kind AND r.entity_id = j.entity_id
+                         AND r.state = 'running')",
+            $extra,
+            "
+                 ORDER BY run_after, id
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE integration.enrichment_jobs j
+             SET state = 'running',
+                 attempt = j.attempt + 1,
+                 max_attempts = $4,
+                 locked_by = $2,
+                 locked_until = clock_timestamp() + make_interval(secs => $3),
+                 attempted_at = clock_timestamp()
+             FROM next
+             WHERE j.id = next.id
+             RETURNING j.id, j.kind, j.entity_id, j.attempt, j.max_attempts,
+                       extract(epoch FROM clock_timestamp() - j.created_at)::float8"
+        )
+    };
+}
+
+type ClaimedRow = (i64, String, Uuid, i16, i16, f64);
+
+fn to_jobs(rows: Vec<ClaimedRow>) -> Vec<Job> {
+    rows.into_iter()
         .filter_map(|(id, kind, entity_id, attempt, max_attempts, lag)| {
             Some(Job {
                 id,
@@ -166,7 +178,109 @@ pub async fn claim_next_jobs<'c>(
                 lag_seconds: lag.max(0.0),
             })
         })
-        .collect())
+        .collect()
+}
+
+/// Claims up to `limit` due jobs for `worker`, oldest first, in one statement. Each claimed
+/// job gets `max_attempts` (the worker's setting) for the rest of its life.
+///
+/// `FOR UPDATE SKIP LOCKED` lets many workers claim at once without waiting on each other or
+/// taking the same job.
+pub async fn claim_next_jobs<'c>(
+    pool: impl sqlx::PgExecutor<'c>,
+    worker: &str,
+    limit: usize,
+    lease: Duration,
+    max_attempts: i16,
+) -> Result<Vec<Job>, sqlx::Error> {
+    let rows: Vec<ClaimedRow> = sqlx::query_as(claim_sql!(""))
+        .bind(limit as i64)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .bind(max_attempts)
+        .fetch_all(pool)
+        .await?;
+    Ok(to_jobs(rows))
+}
+
+/// A job the claim could not take, dead-lettered so that it no longer stops the others.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub id: i64,
+    pub reason: String,
+}
+
+/// The slow path after [`claim_next_jobs`] failed with a data error (see [`is_data_error`]):
+/// one row of the batch cannot be claimed (say `attempt` at the smallint maximum), and as long
+/// as it is in the batch the whole statement fails, for every worker. Claims the due jobs one
+/// by one instead, and dead-letters each one whose claim fails with a data error, with the
+/// reason in `last_error`.
+pub async fn claim_isolating_bad_rows(
+    pool: &PgPool,
+    worker: &str,
+    limit: usize,
+    lease: Duration,
+    max_attempts: i16,
+) -> Result<(Vec<Job>, Vec<Quarantined>), sqlx::Error> {
+    let candidates: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM integration.enrichment_jobs j
+         WHERE state IN ('available', 'retryable') AND run_after <= clock_timestamp()
+           AND NOT EXISTS (
+               SELECT 1 FROM integration.enrichment_jobs r
+               WHERE r.kind = j.kind AND r.entity_id = j.entity_id AND r.state = 'running')
+         ORDER BY run_after, id
+         LIMIT $1",
+    )
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    let mut jobs = Vec::new();
+    let mut quarantined = Vec::new();
+    for id in candidates {
+        let claimed: Result<Vec<ClaimedRow>, _> = sqlx::query_as(claim_sql!(" AND j.id = $5"))
+            .bind(1i64)
+            .bind(worker)
+            .bind(lease.as_secs_f64())
+            .bind(max_attempts)
+            .bind(id)
+            .fetch_all(pool)
+            .await;
+        match claimed {
+            Ok(rows) => jobs.extend(to_jobs(rows)),
+            Err(e) if is_data_error(&e) => {
+                let reason = format!("the claim cannot take this job: {e}");
+                let done = sqlx::query(
+                    "UPDATE integration.enrichment_jobs
+                     SET state = 'failed', outcome = 'unclaimable', last_error = $2,
+                         finished_at = clock_timestamp(), locked_by = NULL, locked_until = NULL
+                     WHERE id = $1 AND state IN ('available', 'retryable')",
+                )
+                .bind(id)
+                .bind(&reason)
+                .execute(pool)
+                .await?;
+                if done.rows_affected() > 0 {
+                    quarantined.push(Quarantined { id, reason });
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((jobs, quarantined))
+}
+
+/// An error that says the data is wrong, so that running the same statement (or the same job)
+/// again will fail again: a value PostgreSQL or our types cannot hold (`NaN` in a price, a date
+/// out of range, a counter past the smallint maximum), or a violated NOT NULL or CHECK. A unique
+/// or foreign-key violation is not one: it can be a race that the next attempt does not meet.
+pub fn is_data_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code == "23502" || code == "23514"),
+        _ => false,
+    }
 }
 
 /// A finished job, for the batch completer.
@@ -202,6 +316,16 @@ pub async fn complete_jobs<'c>(
     Ok(result.rows_affected())
 }
 
+/// In a statement on a running job `j` going back to the queue: whether its row has a newer
+/// waiting job (an edit made while it ran), which then does its work instead.
+macro_rules! newer_waits {
+    () => {
+        "EXISTS (SELECT 1 FROM integration.enrichment_jobs w
+                 WHERE w.kind = j.kind AND w.entity_id = j.entity_id
+                   AND w.state IN ('available', 'retryable')) AS newer_waits"
+    };
+}
+
 /// What became of a job that did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureFate {
@@ -209,10 +333,27 @@ pub enum FailureFate {
     Retryable,
     /// Dead-lettered (attempts exhausted or a permanent error).
     Failed,
+    /// It would have gone back to the queue, but its row has a newer waiting job (an edit made
+    /// while it ran), which does the same work on the new facts: finished as `completed` with
+    /// outcome `superseded`, its error kept.
+    Superseded,
+}
+
+impl FailureFate {
+    fn from_row(state: &str, superseded: bool) -> FailureFate {
+        if superseded {
+            FailureFate::Superseded
+        } else if JobState::parse(state) == Some(JobState::Retryable) {
+            FailureFate::Retryable
+        } else {
+            FailureFate::Failed
+        }
+    }
 }
 
 /// Records a failed attempt: retryable after `delay` when attempts remain and `retry` is true,
-/// otherwise dead-lettered with the error kept.
+/// otherwise dead-lettered with the error kept. A job that would be retried while its row has
+/// a newer waiting job is superseded by it instead (see [`FailureFate::Superseded`]).
 pub async fn fail_attempt(
     pool: &PgPool,
     worker: &str,
@@ -222,18 +363,30 @@ pub async fn fail_attempt(
     retry: bool,
     delay: Duration,
 ) -> Result<Option<FailureFate>, sqlx::Error> {
-    let state: Option<String> = sqlx::query_scalar(
-        "UPDATE integration.enrichment_jobs
-         SET state = CASE WHEN $4 AND attempt < max_attempts THEN 'retryable' ELSE 'failed' END,
-             run_after = CASE WHEN $4 AND attempt < max_attempts
+    let row: Option<(String, bool)> = sqlx::query_as(concat!(
+        "WITH target AS (
+             SELECT j.id, $4 AND j.attempt < j.max_attempts AS again,
+                    ",
+        newer_waits!(),
+        "
+             FROM integration.enrichment_jobs j
+             WHERE j.id = $1 AND j.state = 'running' AND j.locked_by = $6
+         )
+         UPDATE integration.enrichment_jobs j
+         SET state = CASE WHEN t.again AND t.newer_waits THEN 'completed'
+                          WHEN t.again THEN 'retryable' ELSE 'failed' END,
+             run_after = CASE WHEN t.again AND NOT t.newer_waits
                               THEN clock_timestamp() + make_interval(secs => $5)
-                              ELSE run_after END,
-             finished_at = CASE WHEN $4 AND attempt < max_attempts THEN NULL
+                              ELSE j.run_after END,
+             finished_at = CASE WHEN t.again AND NOT t.newer_waits THEN NULL
                                 ELSE clock_timestamp() END,
-             last_error = $2, outcome = $3, locked_by = NULL, locked_until = NULL
-         WHERE id = $1 AND state = 'running' AND locked_by = $6
-         RETURNING state",
-    )
+             last_error = $2,
+             outcome = CASE WHEN t.again AND t.newer_waits THEN 'superseded' ELSE $3 END,
+             locked_by = NULL, locked_until = NULL
+         FROM target t
+         WHERE j.id = t.id AND j.state = 'running' AND j.locked_by = $6
+         RETURNING j.state, t.again AND t.newer_waits"
+    ))
     .bind(job_id)
     .bind(error)
     .bind(outcome)
@@ -242,17 +395,13 @@ pub async fn fail_attempt(
     .bind(worker)
     .fetch_optional(pool)
     .await?;
-    Ok(state.map(|s| {
-        if JobState::parse(&s) == Some(JobState::Retryable) {
-            FailureFate::Retryable
-        } else {
-            FailureFate::Failed
-        }
-    }))
+    Ok(row.map(|(state, superseded)| FailureFate::from_row(&state, superseded)))
 }
 
-/// Gives jobs back without counting the attempt: on shutdown, or while StockX refuses our
-/// credentials (the jobs wait; they did not fail).
+/// Gives jobs back without counting the attempt: on shutdown, or while StockX cannot be asked
+/// (credentials refused, a bot-protection block, a rate limit that outlasted the client's own
+/// retries): the jobs wait; they did not fail. A job whose row has a newer waiting job is
+/// superseded by it instead of going back.
 pub async fn release_jobs(
     pool: &PgPool,
     worker: &str,
@@ -263,15 +412,28 @@ pub async fn release_jobs(
     if ids.is_empty() {
         return Ok(0);
     }
-    let result = sqlx::query(
-        "UPDATE integration.enrichment_jobs
-         SET state = CASE WHEN attempt > 1 THEN 'retryable' ELSE 'available' END,
-             attempt = greatest(attempt - 1, 0),
-             run_after = clock_timestamp() + make_interval(secs => $3),
+    let result = sqlx::query(concat!(
+        "WITH target AS (
+             SELECT j.id,
+                    ",
+        newer_waits!(),
+        "
+             FROM integration.enrichment_jobs j
+             WHERE j.id = ANY($1) AND j.state = 'running' AND j.locked_by = $2
+         )
+         UPDATE integration.enrichment_jobs j
+         SET state = CASE WHEN t.newer_waits THEN 'completed'
+                          WHEN j.attempt > 1 THEN 'retryable' ELSE 'available' END,
+             outcome = CASE WHEN t.newer_waits THEN 'superseded' ELSE j.outcome END,
+             finished_at = CASE WHEN t.newer_waits THEN clock_timestamp() END,
+             attempt = greatest(j.attempt - 1, 0),
+             run_after = CASE WHEN t.newer_waits THEN j.run_after
+                              ELSE clock_timestamp() + make_interval(secs => $3) END,
              locked_by = NULL, locked_until = NULL,
-             last_error = coalesce($4, last_error)
-         WHERE id = ANY($1) AND state = 'running' AND locked_by = $2",
-    )
+             last_error = coalesce($4, j.last_error)
+         FROM target t
+         WHERE j.id = t.id AND j.state = 'running' AND j.locked_by = $2"
+    ))
     .bind(ids)
     .bind(worker)
     .bind(delay.as_secs_f64())
@@ -305,23 +467,33 @@ pub async fn heartbeat(
 }
 
 /// Returns jobs whose lease ended (their worker died or hung) to the queue; the attempt counts.
-/// Jobs that used their last attempt are dead-lettered.
+/// Jobs that used their last attempt are dead-lettered; a job whose row has a newer waiting job
+/// is superseded by it.
+///
+/// `run_after` is left as it was: the job was claimed when it reached the front of the line,
+/// so it goes back to the front, not behind whatever was queued while its worker was dead.
 pub async fn rescue_expired_jobs(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
+    let result = sqlx::query(concat!(
         "WITH expired AS (
-             SELECT id FROM integration.enrichment_jobs
-             WHERE state = 'running' AND locked_until < clock_timestamp()
-             FOR UPDATE SKIP LOCKED
+             SELECT j.id, j.attempt < j.max_attempts AS again,
+                    ",
+        newer_waits!(),
+        "
+             FROM integration.enrichment_jobs j
+             WHERE j.state = 'running' AND j.locked_until < clock_timestamp()
+             FOR UPDATE OF j SKIP LOCKED
          )
          UPDATE integration.enrichment_jobs j
-         SET state = CASE WHEN j.attempt < j.max_attempts THEN 'retryable' ELSE 'failed' END,
-             finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE clock_timestamp() END,
-             run_after = clock_timestamp(),
+         SET state = CASE WHEN e.again AND e.newer_waits THEN 'completed'
+                          WHEN e.again THEN 'retryable' ELSE 'failed' END,
+             outcome = CASE WHEN e.again AND e.newer_waits THEN 'superseded' ELSE j.outcome END,
+             finished_at = CASE WHEN e.again AND NOT e.newer_waits THEN NULL
+                                ELSE clock_timestamp() END,
              last_error = 'lease expired: worker ' || coalesce(j.locked_by, '?')
                           || ' stopped heartbeating (crashed or hung)',
              locked_by = NULL, locked_until = NULL
-         FROM expired WHERE j.id = expired.id",
-    )
+         FROM expired e WHERE j.id = e.id"
+    ))
     .execute(pool)
     .await?;
     Ok(result.rows_affected())
@@ -342,16 +514,26 @@ pub async fn prune_finished_jobs(pool: &PgPool, retention: Duration) -> Result<u
 
 /// `stockx-sync retry`: failed jobs back to the queue with their attempts reset. With no ids,
 /// every failed job.
+///
+/// One job per row comes back (its newest failed one; a row collects several while StockX is
+/// down, one per worker start), and none for a row that has a waiting job already: that job
+/// does the same work.
 pub async fn retry_failed_jobs(pool: &PgPool, ids: Option<&[i64]>) -> Result<u64, sqlx::Error> {
     let result = sqlx::query(
-        "UPDATE integration.enrichment_jobs j
+        "WITH chosen AS (
+             SELECT DISTINCT ON (f.kind, f.entity_id) f.id
+             FROM integration.enrichment_jobs f
+             WHERE f.state = 'failed' AND ($1::bigint[] IS NULL OR f.id = ANY($1))
+               AND NOT EXISTS (
+                   SELECT 1 FROM integration.enrichment_jobs w
+                   WHERE w.kind = f.kind AND w.entity_id = f.entity_id
+                     AND w.state IN ('available', 'retryable'))
+             ORDER BY f.kind, f.entity_id, f.id DESC
+         )
+         UPDATE integration.enrichment_jobs j
          SET state = 'available', attempt = 0, run_after = clock_timestamp(),
              finished_at = NULL, outcome = NULL
-         WHERE state = 'failed' AND ($1::bigint[] IS NULL OR id = ANY($1))
-           AND NOT EXISTS (
-               SELECT 1 FROM integration.enrichment_jobs o
-               WHERE o.kind = j.kind AND o.entity_id = j.entity_id
-                 AND o.state IN ('available', 'running', 'retryable'))",
+         FROM chosen WHERE j.id = chosen.id",
     )
     .bind(ids)
     .execute(pool)
@@ -360,7 +542,7 @@ pub async fn retry_failed_jobs(pool: &PgPool, ids: Option<&[i64]>) -> Result<u64
 }
 
 /// Enqueues jobs for rows that still wait for enrichment (see [`crate::sales::pending_enrichment`]),
-/// at most one open job per row, as the triggers do. Returns how many jobs were added.
+/// at most one waiting job per row, as the triggers do. Returns how many jobs were added.
 pub async fn enqueue_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let pending = crate::sales::pending_enrichment(pool).await?;
     let mut added = 0;
@@ -406,7 +588,7 @@ async fn insert_jobs(
         "INSERT INTO integration.enrichment_jobs (kind, entity_id, run_after)
          SELECT $1, id, clock_timestamp() + make_interval(secs => $3)
          FROM unnest($2::uuid[]) AS ids(id)
-         ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'running', 'retryable')
+         ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'retryable')
          DO NOTHING",
     )
     .bind(kind.as_str())

@@ -9,17 +9,24 @@
 //! - each claimed job runs in its own task; its result goes to the **completer**, which marks
 //!   completions in batches (one UPDATE for many jobs);
 //! - the **keeper** renews the leases of running jobs (heartbeat), returns jobs whose lease
-//!   expired (another worker died), prunes finished jobs and refreshes the queue gauges.
+//!   expired (another worker died) every sixth of the lease (at most 5 s), prunes finished
+//!   jobs and refreshes the queue gauges.
+//!
+//! No job can wedge the worker: a handler that panics fails its attempt like any error (the
+//! panic message in `last_error`), and a row the claim cannot take is dead-lettered so the
+//! others are still claimed. A claim that keeps failing shows in `/readyz`.
 //!
 //! On shutdown the claimer stops, running jobs get `shutdown_grace` to finish, the rest are
 //! released (their attempt not counted), and the completer flushes.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use rand::Rng;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgListener;
@@ -46,8 +53,8 @@ pub enum JobResult {
         transient: bool,
         retry_after: Option<Duration>,
     },
-    /// Not attempted (e.g. StockX refused our credentials): back to the queue after `delay`,
-    /// the attempt not counted.
+    /// Not attempted (StockX refused our credentials, blocked us, or kept answering 429): back
+    /// to the queue after `delay`, the attempt not counted.
     Postponed { reason: String, delay: Duration },
 }
 
@@ -63,6 +70,8 @@ pub struct WorkerOptions {
     pub id: String,
     pub concurrency: usize,
     pub lease: Duration,
+    /// Attempts before a job is dead-lettered; each job gets it when claimed.
+    pub max_attempts: i16,
     pub poll_interval: Duration,
     pub retention: Duration,
     pub shutdown_grace: Duration,
@@ -76,6 +85,7 @@ impl WorkerOptions {
             id: worker_id(),
             concurrency: settings.concurrency,
             lease: Duration::from_secs(settings.lease_secs),
+            max_attempts: settings.max_attempts,
             poll_interval: Duration::from_millis(settings.poll_interval_ms),
             retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_secs),
@@ -106,12 +116,51 @@ pub fn worker_id() -> String {
     format!("{host}:{}:{tag:08x}", std::process::id())
 }
 
+/// Claim failures in a row after which `/readyz` reports the claimer (a single failure, such
+/// as a dropped connection, is retried within a second and is no reason to page anyone).
+pub const CLAIM_FAILURES_NOT_READY: u32 = 3;
+
 /// State shared with the HTTP server's `/readyz`.
 #[derive(Debug, Default)]
 pub struct Health {
     pub listener_up: AtomicBool,
     /// Why jobs are being postponed (e.g. credentials refused), if they are.
     pub blocked_reason: Mutex<Option<String>>,
+    /// Claims that failed in a row (0 after a claim that worked).
+    pub claim_failures: AtomicU32,
+    /// The last claim's error, while claims fail.
+    pub claim_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Why the claimer is not ready: it failed [`CLAIM_FAILURES_NOT_READY`] times in a row.
+    pub fn claimer_problem(&self) -> Option<String> {
+        let failures = self.claim_failures.load(Ordering::Relaxed);
+        if failures < CLAIM_FAILURES_NOT_READY {
+            return None;
+        }
+        let error = lock(&self.claim_error).clone().unwrap_or_default();
+        Some(format!(
+            "claiming jobs failed {failures} times in a row: {error}"
+        ))
+    }
+
+    fn claim_succeeded(&self) {
+        if self.claim_failures.swap(0, Ordering::Relaxed) > 0 {
+            *lock(&self.claim_error) = None;
+        }
+    }
+
+    fn claim_failed(&self, error: &sqlx::Error) -> u32 {
+        *lock(&self.claim_error) = Some(error.to_string());
+        self.claim_failures.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// A mutex guard even if another thread panicked while holding it: the data here (a set of
+/// ids, a reason) stays consistent, and one panic must not turn into a panic everywhere.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A worker process's queue side. Build with [`Worker::new`], run with [`Worker::run`].
@@ -204,7 +253,7 @@ impl Worker {
                 }
             }
         }
-        let leftover: Vec<i64> = shared.running.lock().expect("lock").drain().collect();
+        let leftover: Vec<i64> = lock(&shared.running).drain().collect();
         if !leftover.is_empty() {
             let n = queue::release_jobs(
                 &shared.pool,
@@ -241,7 +290,7 @@ impl Worker {
 async fn run_claimer(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &CancellationToken) {
     let capacity = shared.options.concurrency * 2;
     let mut buffer: VecDeque<Job> = VecDeque::with_capacity(capacity);
-    let mut failures = 0u32;
+    // The claimer keeps one connection of its own (no pool round trip per claim).
     let mut conn: Option<PoolConnection<Postgres>> = None;
     while !shutdown.is_cancelled() {
         // Reap finished tasks so the JoinSet does not grow.
@@ -269,15 +318,9 @@ async fn run_claimer(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &Ca
             }
             continue;
         }
-        let claimed = match held(&shared.pool, &mut conn).await {
-            Ok(c) => {
-                queue::claim_next_jobs(c, &shared.options.id, room, shared.options.lease).await
-            }
-            Err(e) => Err(e),
-        };
-        let claimed = match claimed {
+        let claimed = match claim(shared, &mut conn, room).await {
             Ok(claimed) => {
-                failures = 0;
+                shared.health.claim_succeeded();
                 if !claimed.is_empty() {
                     BATCHES.claims.fetch_add(1, Ordering::Relaxed);
                     BATCHES
@@ -290,9 +333,9 @@ async fn run_claimer(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &Ca
                 // Back to the pool, which closes it if it is broken; the next claim takes
                 // another.
                 conn = None;
-                failures += 1;
+                let failures = shared.health.claim_failed(&e);
                 let wait = capped_backoff(failures);
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed");
+                tracing::warn!(error = %e, failures, retry_in_ms = wait.as_millis() as u64, "claim failed");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {},
                     _ = shutdown.cancelled() => break,
@@ -302,7 +345,7 @@ async fn run_claimer(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &Ca
         };
         let got_any = !claimed.is_empty();
         {
-            let mut running = shared.running.lock().expect("lock");
+            let mut running = lock(&shared.running);
             for job in &claimed {
                 running.insert(job.id);
                 metrics::histogram!(m::JOB_LAG_SECONDS).record(job.lag_seconds);
@@ -331,18 +374,75 @@ async fn run_claimer(shared: &Arc<Shared>, jobs: &mut JoinSet<()>, shutdown: &Ca
     drop(buffer);
 }
 
+/// One claim: the one-statement claim, or, when a row in the batch makes it fail with a data
+/// error, the slow path that dead-letters that row and claims the rest.
+async fn claim(
+    shared: &Shared,
+    conn: &mut Option<PoolConnection<Postgres>>,
+    room: usize,
+) -> Result<Vec<Job>, sqlx::Error> {
+    let options = &shared.options;
+    let claimed = queue::claim_next_jobs(
+        held(&shared.pool, conn).await?,
+        &options.id,
+        room,
+        options.lease,
+        options.max_attempts,
+    )
+    .await;
+    match claimed {
+        Err(e) if queue::is_data_error(&e) => {
+            tracing::warn!(error = %e, "the claim failed on a row's data; claiming one by one");
+            let (jobs, quarantined) = queue::claim_isolating_bad_rows(
+                &shared.pool,
+                &options.id,
+                room,
+                options.lease,
+                options.max_attempts,
+            )
+            .await?;
+            for bad in quarantined {
+                tracing::error!(job = bad.id, reason = %bad.reason, "dead-lettered a job the claim cannot take");
+            }
+            Ok(jobs)
+        }
+        other => other,
+    }
+}
+
+/// The text of a panic's payload (`panic!` with a literal or with a format).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 async fn run_job(shared: &Shared, job: Job) {
     let kind = job.kind.as_str();
     let started = Instant::now();
     let span = tracing::info_span!("job", id = job.id, kind, attempt = job.attempt);
-    let result = tracing::Instrument::instrument(shared.handler.run(&job), span.clone()).await;
+    // A panic is the handler's bug or a row it cannot read; either way it would happen again,
+    // so it fails the attempt for good (and must not leave the job `running` under a lease the
+    // heartbeat renews forever).
+    let handler = shared.handler.clone();
+    let run = AssertUnwindSafe(async { handler.run(&job).await }).catch_unwind();
+    let result = match tracing::Instrument::instrument(run, span.clone()).await {
+        Ok(result) => result,
+        Err(payload) => JobResult::Failed {
+            message: format!("the job panicked: {}", panic_message(payload.as_ref())),
+            transient: false,
+            retry_after: None,
+        },
+    };
     let elapsed = started.elapsed();
     metrics::histogram!(m::JOB_DURATION_SECONDS, "kind" => kind).record(elapsed.as_secs_f64());
     let _enter = span.enter();
     let duration_ms = elapsed.as_millis() as u64;
     match result {
         JobResult::Completed(outcome) => {
-            shared.running.lock().expect("lock").remove(&job.id);
+            lock(&shared.running).remove(&job.id);
             metrics::counter!(m::JOBS_TOTAL, "kind" => kind, "outcome" => outcome).increment(1);
             tracing::info!(outcome, duration_ms, "job done");
             let _ = shared.completions.send(Completion {
@@ -366,7 +466,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 delay,
             )
             .await;
-            shared.running.lock().expect("lock").remove(&job.id);
+            lock(&shared.running).remove(&job.id);
             match fate {
                 Ok(Some(FailureFate::Retryable)) => {
                     metrics::counter!(m::JOBS_TOTAL, "kind" => kind, "outcome" => "retried")
@@ -384,6 +484,12 @@ async fn run_job(shared: &Shared, job: Job) {
                         .increment(1);
                     tracing::error!(outcome = "failed", duration_ms, error = %message, "job failed for good");
                 }
+                Ok(Some(FailureFate::Superseded)) => {
+                    metrics::counter!(m::JOBS_TOTAL, "kind" => kind, "outcome" => "superseded")
+                        .increment(1);
+                    tracing::warn!(outcome = "superseded", duration_ms, error = %message,
+                        "job failed; a newer job of its row (an edit made meanwhile) does its work");
+                }
                 Ok(None) => tracing::warn!("job was taken over after its lease expired"),
                 Err(e) => {
                     tracing::error!(error = %e, "could not record the job's failure; the lease will return it")
@@ -399,7 +505,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 Some(&reason),
             )
             .await;
-            shared.running.lock().expect("lock").remove(&job.id);
+            lock(&shared.running).remove(&job.id);
             if let Err(e) = released {
                 tracing::error!(error = %e, "could not postpone the job; the lease will return it");
             }
@@ -497,7 +603,11 @@ async fn run_keeper(shared: Arc<Shared>, stop: CancellationToken) {
     let lease = shared.options.lease;
     let heartbeat_every = lease / 3;
     let mut heartbeat = tokio::time::interval(heartbeat_every);
-    let mut rescue = tokio::time::interval(jittered((lease / 2).max(Duration::from_secs(1))));
+    // Often enough that a dead worker's jobs are back within a lease plus a few seconds: a
+    // `kill -9` is noticed after at most `lease` (its last heartbeat) + this interval.
+    let mut rescue = tokio::time::interval(jittered(
+        (lease / 6).clamp(Duration::from_millis(200), Duration::from_secs(5)),
+    ));
     let mut gauges = tokio::time::interval(Duration::from_secs(5));
     let mut prune = tokio::time::interval(Duration::from_secs(600));
     for interval in [&mut heartbeat, &mut rescue, &mut gauges, &mut prune] {
@@ -507,7 +617,7 @@ async fn run_keeper(shared: Arc<Shared>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = heartbeat.tick() => {
-                let ids: Vec<i64> = shared.running.lock().expect("lock").iter().copied().collect();
+                let ids: Vec<i64> = lock(&shared.running).iter().copied().collect();
                 if let Err(e) = queue::heartbeat(&shared.pool, &shared.options.id, &ids, lease).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }

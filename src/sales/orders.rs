@@ -66,13 +66,64 @@ pub struct OrderRow {
     pub facts: SaleFacts,
 }
 
-/// Selects [`OrderRow`]s; the aliases are its field names (and [`SaleFacts`]'s).
-const ORDER_SELECT: &str = "SELECT o.id, o.stockx_order_number AS order_number, o.currency,
-        i.id AS inventory_id, i.product_id, i.purchase_price, i.purchase_date, o.sale_price,
-        o.net_proceeds, o.net_profit AS profit, o.roi, o.sold_at, o.delivered_at
+/// A date PostgreSQL holds but this program cannot read (`infinity`, `-infinity`, years past
+/// 9999): reading one would abort the reader, so the select names it instead and the row is
+/// refused with that name.
+macro_rules! readable_date {
+    ($column:literal, $alias:literal) => {
+        concat!(
+            "CASE WHEN isfinite(",
+            $column,
+            ") AND ",
+            $column,
+            " < DATE '10000-01-01' OR ",
+            $column,
+            " IS NULL THEN ",
+            $column,
+            " ELSE DATE '1970-01-01' END AS ",
+            $alias,
+            ",
+             CASE WHEN NOT (isfinite(",
+            $column,
+            ") AND ",
+            $column,
+            " < DATE '10000-01-01') THEN '",
+            $alias,
+            " = ' || ",
+            $column,
+            " END AS ",
+            $alias,
+            "_unreadable"
+        )
+    };
+}
+
+/// Selects [`OrderRow`]s; the aliases are its field names (and [`SaleFacts`]'s), plus one
+/// `<date>_unreadable` per date (see `readable_date!`).
+const ORDER_SELECT: &str = concat!(
+    "SELECT o.id, o.stockx_order_number AS order_number, o.currency,
+        i.id AS inventory_id, i.product_id, i.purchase_price, o.sale_price,
+        o.net_proceeds, o.net_profit AS profit, o.roi, ",
+    readable_date!("i.purchase_date", "purchase_date"),
+    ", ",
+    readable_date!("o.sold_at", "sold_at"),
+    ", ",
+    readable_date!("o.delivered_at", "delivered_at"),
+    "
      FROM platforms.stockx_orders o
      JOIN platforms.stockx_listings l ON l.id = o.listing_id
-     JOIN products.inventory i ON i.id = l.inventory_id";
+     JOIN products.inventory i ON i.id = l.inventory_id"
+);
+
+/// An [`OrderRow`] as selected, with the dates it could not read.
+#[derive(sqlx::FromRow)]
+struct SelectedOrder {
+    #[sqlx(flatten)]
+    row: OrderRow,
+    purchase_date_unreadable: Option<String>,
+    sold_at_unreadable: Option<String>,
+    delivered_at_unreadable: Option<String>,
+}
 
 pub async fn load_order(pool: &PgPool, order_id: Uuid) -> Result<Option<OrderRow>, sqlx::Error> {
     load_order_where(pool, "o.id = $1", order_id).await
@@ -87,15 +138,39 @@ pub async fn load_order_for_inventory(
     load_order_where(conn, "i.id = $1", inventory_id).await
 }
 
+/// A row with an unreadable date is a decoding error naming the date (a data error: reading it
+/// again fails again).
 async fn load_order_where(
     executor: impl PgExecutor<'_>,
     condition: &str,
     id: Uuid,
 ) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{ORDER_SELECT} WHERE {condition}"))
-        .bind(id)
-        .fetch_optional(executor)
-        .await
+    let selected: Option<SelectedOrder> =
+        sqlx::query_as(&format!("{ORDER_SELECT} WHERE {condition}"))
+            .bind(id)
+            .fetch_optional(executor)
+            .await?;
+    let Some(selected) = selected else {
+        return Ok(None);
+    };
+    let unreadable = [
+        ("purchase_date", selected.purchase_date_unreadable),
+        ("sold_at", selected.sold_at_unreadable),
+        ("delivered_at", selected.delivered_at_unreadable),
+    ];
+    if let Some((column, value)) = unreadable
+        .into_iter()
+        .find_map(|(column, value)| Some((column, value?)))
+    {
+        return Err(sqlx::Error::ColumnDecode {
+            index: column.to_string(),
+            source: format!(
+                "{value} is not a date this program can read (years 1 to 9999, no infinity); correct the row"
+            )
+            .into(),
+        });
+    }
+    Ok(Some(selected.row))
 }
 
 /// Stores what StockX says of an order (status, sale price, payout, adjustments, currency, its

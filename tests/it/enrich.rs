@@ -31,6 +31,16 @@ pub fn settings_for(sandbox: &sandbox::SandboxHandle, rps: f64, concurrency: usi
 }
 
 pub async fn start(db: &TestDb, rps: f64, faults: Faults, max_concurrency: usize) -> Setup {
+    start_with(db, rps, faults, max_concurrency, |_| {}).await
+}
+
+async fn start_with(
+    db: &TestDb,
+    rps: f64,
+    faults: Faults,
+    max_concurrency: usize,
+    adjust: impl FnOnce(&mut Settings),
+) -> Setup {
     let sandbox = sandbox::spawn(
         "127.0.0.1:0".parse().unwrap(),
         SandboxOptions {
@@ -40,7 +50,8 @@ pub async fn start(db: &TestDb, rps: f64, faults: Faults, max_concurrency: usize
     )
     .await
     .unwrap();
-    let settings = settings_for(&sandbox, rps, max_concurrency);
+    let mut settings = settings_for(&sandbox, rps, max_concurrency);
+    adjust(&mut settings);
     let app = App::build(&settings, db.pool.clone()).await.unwrap();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
@@ -448,11 +459,10 @@ async fn server_errors_retry_then_dead_letter_and_mark_the_order_failed() {
     let mut sale = Sale::new("323314425-323214184");
     sale.net_proceeds = "119.60";
     sale.insert(&db.pool).await.unwrap();
-    sqlx::query("UPDATE integration.enrichment_jobs SET max_attempts = 2")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let setup = start(&db, 100.0, faults, 4).await;
+    let setup = start_with(&db, 100.0, faults, 4, |settings| {
+        settings.worker.max_attempts = 2
+    })
+    .await;
     wait_for_idle_queue(&db, Duration::from_secs(15)).await;
     setup.stop().await;
     let jobs: Vec<(String, String, i16, String)> = sqlx::query_as(

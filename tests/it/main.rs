@@ -18,6 +18,7 @@ mod notion_api;
 mod notion_export;
 mod ratelimit;
 mod reporting;
+mod robustness;
 mod roles;
 mod schedule;
 mod schema;

@@ -606,7 +606,7 @@ async fn blocks_in_a_row_back_off_longer_and_stockx_answering_ends_the_block() {
 }
 
 #[tokio::test]
-async fn a_blocked_worker_retries_its_jobs_instead_of_holding_them_for_credentials() {
+async fn a_block_postpones_jobs_without_spending_attempts_and_readyz_says_why() {
     let db = TestDb::new().await;
     let server = stockx().await;
     Mock::given(method("GET"))
@@ -630,14 +630,21 @@ async fn a_blocked_worker_retries_its_jobs_instead_of_holding_them_for_credentia
         .fetch_all(&db.pool)
         .await
         .unwrap();
-        if jobs.len() == 2 && jobs.iter().all(|(state, _, _)| state == "retryable") {
+        if jobs.len() == 2
+            && jobs
+                .iter()
+                .all(|(state, _, error)| state == "available" && error.is_some())
+        {
             break jobs;
         }
-        assert!(Instant::now() < deadline, "jobs never retried: {jobs:?}");
+        assert!(Instant::now() < deadline, "jobs never postponed: {jobs:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     for (_, attempt, last_error) in &jobs {
-        assert_eq!(*attempt, 1);
+        assert_eq!(
+            *attempt, 0,
+            "a block is not the job's fault: no attempt spent"
+        );
         let last_error = last_error.as_deref().unwrap_or_default();
         assert!(
             last_error.contains("StockX's bot protection blocked the request (403, Cloudflare)"),
@@ -653,6 +660,10 @@ async fn a_blocked_worker_retries_its_jobs_instead_of_holding_them_for_credentia
     assert!(
         !readyz.to_string().contains("refused the credentials"),
         "{readyz}"
+    );
+    assert!(
+        readyz.to_string().contains("bot protection blocked"),
+        "readyz shows the block: {readyz}"
     );
     stop.cancel();
     task.await.unwrap().unwrap();

@@ -51,6 +51,7 @@ pub fn options(name: &str) -> WorkerOptions {
         id: format!("test-{name}-{}", uuid::Uuid::new_v4().simple()),
         concurrency: 4,
         lease: Duration::from_secs(30),
+        max_attempts: 3,
         poll_interval: Duration::from_millis(200),
         retention: Duration::from_secs(86_400),
         shutdown_grace: Duration::from_secs(5),
@@ -219,10 +220,6 @@ async fn a_job_whose_lease_expired_is_rescued_and_finished_the_attempt_counting(
 async fn transient_failures_retry_with_backoff_then_dead_letter_with_the_error() {
     let db = TestDb::new().await;
     Sale::new("RT-1").insert(&db.pool).await.unwrap();
-    sqlx::query("UPDATE integration.enrichment_jobs SET max_attempts = 2")
-        .execute(&db.pool)
-        .await
-        .unwrap();
     let recorder = Recorder::new(
         Duration::ZERO,
         JobResult::Failed {
@@ -231,7 +228,10 @@ async fn transient_failures_retry_with_backoff_then_dead_letter_with_the_error()
             retry_after: None,
         },
     );
-    let worker = start(&db, options("retry"), recorder.clone());
+    // The worker's setting, not the column's default (3), decides.
+    let mut opts = options("retry");
+    opts.max_attempts = 2;
+    let worker = start(&db, opts, recorder.clone());
     wait_until(
         "both jobs dead-lettered",
         Duration::from_secs(15),
