@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("stockx-sync: {error}");
-            if json {
+            if json && !error.report_printed() {
                 let (kind, code) = error.kind();
                 println!("{}", error_json(&error.to_string(), kind, code));
             }

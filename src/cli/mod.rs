@@ -37,7 +37,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     /// Use this database instead of the configured one (same server; on the embedded cluster it
     /// is created when missing), e.g. `--db stockx_sync_demo`.
-    #[arg(long = "db", global = true, value_name = "NAME", value_parser = parse_database_name)]
+    #[arg(id = "db", long = "db", global = true, value_name = "NAME", value_parser = parse_database_name)]
     pub database: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -198,6 +198,18 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Whether the command printed its report on stdout before failing (an interrupted
+    /// backfill shows what it imported), so that `--json` output stays one document.
+    pub fn report_printed(&self) -> bool {
+        matches!(
+            self,
+            CliError::Backfill(BackfillError::Interrupted {
+                report: Some(_),
+                ..
+            })
+        )
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(if self.is_usage() { 2 } else { 1 })
     }
