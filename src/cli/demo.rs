@@ -123,20 +123,7 @@ async fn recreate_database(database: &Database, target: &str) -> anyhow::Result<
             .map(|s| s.order_number)
             .chain([UNKNOWN_SKU_ORDER])
             .collect();
-        let migrated: bool =
-            sqlx::query_scalar("SELECT to_regclass('platforms.stockx_orders') IS NOT NULL")
-                .fetch_one(&mut conn)
-                .await?;
-        let foreign: i64 = if migrated {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM platforms.stockx_orders WHERE stockx_order_number <> ALL($1)",
-            )
-            .bind(&demo_orders)
-            .fetch_one(&mut conn)
-            .await?
-        } else {
-            0
-        };
+        let foreign = sales::count_orders_other_than(&mut conn, &demo_orders).await?;
         conn.close().await?;
         if foreign > 0 {
             anyhow::bail!(
