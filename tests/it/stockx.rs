@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
+use crate::enrich::wait_for_idle_queue;
 use crate::helpers::TestDb;
 
 const DUNK_W: &str = "5e6a1e57-1c7d-435a-82bd-5666a13560fe";
@@ -273,24 +274,6 @@ async fn sale(db: &TestDb, order: &str, sku: &str, size: &str, region: Option<&s
     .execute(&db.pool)
     .await
     .unwrap();
-}
-
-async fn wait_for_idle_queue(db: &TestDb, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM integration.enrichment_jobs
-             WHERE state IN ('available', 'running', 'retryable')",
-        )
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-        if open == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{open} jobs still open");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn settings_for(server: &MockServer) -> Settings {
