@@ -385,7 +385,9 @@ impl Enricher {
         Ok(report)
     }
 
-    /// SKU → StockX product ID, asking StockX once per SKU.
+    /// SKU → StockX product ID, asking StockX once per SKU. A product whose ID came from an
+    /// order before anyone asked the catalog gets the catalog's details by that ID (one call,
+    /// as the search would have cost), so brand and retail price never stay empty.
     async fn resolve_product(
         &self,
         client: &StockxClient,
@@ -394,7 +396,7 @@ impl Enricher {
         if item.lookup.is_not_found() {
             return Ok(None);
         }
-        if let Some(id) = &item.lookup.stockx_product_id {
+        if let (Some(id), true) = (&item.lookup.stockx_product_id, item.lookup.catalog_fetched) {
             return Ok(Some(id.clone()));
         }
         let _guard = self.key_locks.lock(&format!("sku:{}", item.sku)).await;
@@ -402,15 +404,28 @@ impl Enricher {
         let known = sales::product_lookup(&self.pool, item.product_id)
             .await
             .map_err(|e| StockxError::Internal(e.to_string()))?;
-        match known {
+        let product = match known {
+            Some(lookup) if lookup.is_not_found() => return Ok(None),
             Some(ProductLookup {
                 stockx_product_id: Some(id),
+                catalog_fetched,
                 ..
-            }) => return Ok(Some(id)),
-            Some(lookup) if lookup.is_not_found() => return Ok(None),
-            _ => {}
-        }
-        let product = client.search_product_by_sku(&item.sku).await?;
+            }) => {
+                if catalog_fetched {
+                    return Ok(Some(id));
+                }
+                match client.product(&id).await? {
+                    Some(product) => Some(product),
+                    // The order's product ID is gone from the catalog: ask by SKU, and keep
+                    // the order's ID when the search knows nothing either.
+                    None => match client.search_product_by_sku(&item.sku).await? {
+                        Some(product) => Some(product),
+                        None => return Ok(Some(id)),
+                    },
+                }
+            }
+            _ => client.search_product_by_sku(&item.sku).await?,
+        };
         sales::store_product(&self.pool, item.product_id, product.as_ref())
             .await
             .map_err(|e| StockxError::Internal(e.to_string()))?;

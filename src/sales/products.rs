@@ -13,6 +13,9 @@ pub struct ProductLookup {
     pub stockx_product_id: Option<String>,
     /// `found`, `not_found`, or `None` while nobody has asked.
     pub lookup_status: Option<String>,
+    /// Whether the catalog's details (brand, retail price, ...) are stored. An order can give
+    /// the product ID before anyone asked the catalog.
+    pub catalog_fetched: bool,
 }
 
 impl ProductLookup {
@@ -41,7 +44,7 @@ pub async fn load_inventory(
 ) -> Result<Option<InventoryRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT p.id AS product_id, p.sku, p.stockx_product_id, p.stockx_lookup_status AS lookup_status,
-                s.value AS size, s.region,
+                p.enriched_at IS NOT NULL AS catalog_fetched, s.value AS size, s.region,
                 coalesce(o.stockx_order_number, i.external_ids->>'stockx_order_number')
                     AS order_number
          FROM products.inventory i
@@ -62,7 +65,8 @@ pub async fn product_lookup(
     product_id: Uuid,
 ) -> Result<Option<ProductLookup>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT stockx_product_id, stockx_lookup_status AS lookup_status
+        "SELECT stockx_product_id, stockx_lookup_status AS lookup_status,
+                enriched_at IS NOT NULL AS catalog_fetched
          FROM products.products WHERE id = $1",
     )
     .bind(product_id)

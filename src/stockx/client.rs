@@ -230,6 +230,12 @@ impl StockxClient {
         Ok(results.and_then(|r| pick_product_by_style_id(r.products, sku)))
     }
 
+    /// A product by its StockX ID, or None when StockX does not know it.
+    pub async fn product(&self, product_id: &str) -> Result<Option<Product>, StockxError> {
+        let path = format!("/v2/catalog/products/{}", segment(product_id));
+        self.get("/catalog/products/{productId}", &path, &[]).await
+    }
+
     pub async fn product_variants(&self, product_id: &str) -> Result<Vec<Variant>, StockxError> {
         let path = format!("/v2/catalog/products/{}/variants", segment(product_id));
         Ok(self

@@ -230,6 +230,54 @@ async fn a_sale_entered_like_budibase_is_enriched_and_checked() {
     assert_eq!(not_found, "not_found");
 }
 
+/// The order job can store the product ID (from the order) before the inventory job asks the
+/// catalog. The inventory job must still fetch the catalog's details by that ID.
+#[tokio::test]
+async fn catalog_details_are_filled_when_the_order_gave_the_product_id_first() {
+    let db = TestDb::new().await;
+    let mut sale = Sale::new("323314425-323214184");
+    sale.net_proceeds = "119.60";
+    sale.insert(&db.pool).await.unwrap();
+    // Hold the inventory job back so the order job certainly runs first.
+    sqlx::query(
+        "UPDATE integration.enrichment_jobs SET run_after = now() + interval '1 hour'
+         WHERE kind = 'inventory'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let setup = start(&db, 50.0, Faults::default(), 4).await;
+    wait_until(
+        &db,
+        "SELECT EXISTS (SELECT 1 FROM products.products WHERE sku = 'DD1391-100'
+                        AND stockx_product_id IS NOT NULL)
+            AND NOT EXISTS (SELECT 1 FROM integration.enrichment_jobs
+                            WHERE kind = 'order' AND state <> 'completed')",
+        Duration::from_secs(30),
+    )
+    .await;
+    sqlx::query(
+        "UPDATE integration.enrichment_jobs SET run_after = now() WHERE kind = 'inventory'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    wait_for_idle_queue(&db, Duration::from_secs(30)).await;
+    setup.stop().await;
+
+    let (brand, retail, url_key): (Option<String>, Option<Decimal>, Option<String>) =
+        sqlx::query_as(
+            "SELECT brand, retail_price, stockx_url_key FROM products.products
+             WHERE sku = 'DD1391-100'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(brand.as_deref(), Some("Nike"));
+    assert_eq!(retail, Some(dec("110")));
+    assert!(url_key.is_some(), "the catalog's url key is stored");
+}
+
 #[tokio::test]
 async fn fixing_a_sale_resolves_its_warning_and_rerunning_duplicates_nothing() {
     let db = TestDb::new().await;
