@@ -557,22 +557,36 @@ pub async fn enqueue_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
 
 /// Enqueues a job of `kind` for each of `ids`, due after `delay`, and wakes the workers. A row
 /// that already has an open job of that kind keeps it (that job will see the row as it is
-/// then). Returns how many jobs were added.
+/// then). Returns how many jobs were added. One statement: the INSERT and the NOTIFY commit
+/// together, in one round trip.
 pub async fn enqueue_jobs(
     pool: &PgPool,
     kind: JobKind,
     ids: &[Uuid],
     delay: Duration,
 ) -> Result<u64, sqlx::Error> {
-    let added = insert_jobs(pool, kind, ids, delay).await?;
-    if added > 0 {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(kind.as_str())
-            .execute(pool)
-            .await?;
+    if ids.is_empty() {
+        return Ok(0);
     }
-    Ok(added)
+    let added: i64 = sqlx::query_scalar(
+        "WITH added AS (
+             INSERT INTO integration.enrichment_jobs (kind, entity_id, run_after)
+             SELECT $1, id, clock_timestamp() + make_interval(secs => $3)
+             FROM unnest($2::uuid[]) AS ids(id)
+             ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'retryable')
+             DO NOTHING
+             RETURNING 1
+         ), counted AS (SELECT count(*) AS n FROM added)
+         SELECT counted.n FROM counted
+         LEFT JOIN LATERAL (SELECT pg_notify($4, $1) WHERE counted.n > 0) AS woke ON true",
+    )
+    .bind(kind.as_str())
+    .bind(ids)
+    .bind(delay.as_secs_f64())
+    .bind(CHANNEL)
+    .fetch_one(pool)
+    .await?;
+    Ok(added as u64)
 }
 
 async fn insert_jobs(
