@@ -345,3 +345,41 @@ async fn an_order_of_another_product_or_size_is_flagged_whichever_job_runs_secon
     let still: Vec<(Value, bool)> = warnings(&db, inventory_first, "order_product_mismatch").await;
     assert!(still[0].1, "the uncorrected sale keeps its warning");
 }
+
+/// Correcting the SKU or size through the entry table (as Budibase does) re-queues both jobs;
+/// it failed on the queue's ON CONFLICT since the one-waiting-job index replaced the old one.
+#[tokio::test]
+async fn correcting_the_sku_on_the_entry_row_requeues_the_order_and_the_item() {
+    let db = TestDb::new().await;
+    let number = "83000001-83000002";
+    let mut sale = Sale::new(number);
+    sale.sku = "B75806";
+    sale.insert(&db.pool).await.unwrap();
+    // The jobs of the insert are done: the correction must queue new ones.
+    sqlx::query("UPDATE integration.enrichment_jobs SET state = 'completed', finished_at = now()")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE platforms.stockx_sale_entry SET sku = 'DD1391-100', size = '9.5'
+         WHERE stockx_order_number = $1",
+    )
+    .bind(number)
+    .execute(&db.pool)
+    .await
+    .expect("the correction is accepted");
+    let waiting: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM integration.enrichment_jobs WHERE state = 'available' ORDER BY kind",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting, vec!["inventory".to_string(), "order".to_string()]);
+    let sku: String = sqlx::query_scalar(
+        "SELECT p.sku FROM products.inventory i JOIN products.products p ON p.id = i.product_id",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(sku, "DD1391-100");
+}
