@@ -1,8 +1,8 @@
 //! Reading the sales out of Notion: [`SalesQuery`] pages through the data source in
 //! `last_edited_time` order and works around Notion's 10,000-results-per-query cap by starting a
 //! new query ("window") where the last one stopped and reading the rest of a crowded instant
-//! backwards by title, so that each page is read about once; single pages are read by ID or by
-//! order number for the sync endpoint. Each page becomes a [`NotionRecord`]: its properties as the
+//! backwards by order number, so that each page is read about once; single pages are read by
+//! ID or by order number for the sync endpoint. Each page becomes a [`NotionRecord`]: its properties as the
 //! generic [`Row`] the export reader also produces, mapped to a sale. Kept apart from the
 //! client so that the window logic can be read without the HTTP details.
 
@@ -265,15 +265,16 @@ pub struct QueryStats {
 
 /// A running read of the sales, batch by batch: `while let Some(batch) = q.next_batch().await?`.
 ///
-/// Pages come sorted by (`last_edited_time`, `created_time`, title). Notion ends every query at
-/// 10,000 results, so the read is a sequence of queries ("windows"):
+/// Pages come sorted by (`last_edited_time`, `created_time`, order number). Notion ends every
+/// query at 10,000 results, so the read is a sequence of queries ("windows"):
 /// 1. The first reads everything edited on or after `since`.
 /// 2. A window cut by the cap at the (edited, created) instant of its last page continues in
 ///    two windows: the pages after that instant, and the rest of the instant itself, read
-///    backwards by title until the read reaches pages it has seen (the cut window read the
-///    instant's smallest titles, so the backward read meets them exactly where they end). Only
-///    the one or two batches around that boundary are read twice, however many pages share the
-///    instant (a bulk import or bulk edit puts thousands there, and Notion rounds both times).
+///    backwards by order number until the read reaches pages it has seen (the cut window read
+///    the instant's smallest order numbers, so the backward read meets them where they end).
+///    Only the one or two batches around that boundary are read twice, however many pages
+///    share the instant (a bulk import or bulk edit puts thousands there, and Notion rounds
+///    both times).
 /// 3. A backward read cut by the cap as well (more than 20,000 pages in one instant) splits
 ///    the instant by the title: the pages whose title contains a substring and those whose
 ///    title does not, the substring chosen from the titles just read so that both halves lose
@@ -294,9 +295,11 @@ pub struct SalesQuery<'a> {
     last_in_window: Option<Instant>,
     /// Titles in the current window (kept only while it could turn out to be one instant).
     titles_in_window: Vec<String>,
-    /// The title of the current window's last result: where a backward read of its instant
-    /// meets what this window read.
+    /// The order number (the last sort key) of the current window's last result: where a
+    /// backward read of its instant meets what this window read.
     last_title: Option<String>,
+    /// The name of the title property, once a page has shown it (title filters name it).
+    title_property: Option<String>,
     /// Every page ID read so far (records, trashed and partial pages alike).
     seen: HashSet<String>,
     stats: QueryStats,
@@ -325,9 +328,9 @@ enum Window {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TitleOrder {
     Ascending,
-    /// Backwards, ending at the first batch that holds only pages read before and none with
-    /// the `boundary` title (where the ascending read stopped; equal titles may come in any
-    /// order, so those are read to the end).
+    /// Backwards, ending at the first batch that holds only pages read before and ends past
+    /// the `boundary` order number (where the ascending read stopped; pages with that same
+    /// number may come in any order, so all of them are read).
     Descending {
         boundary: Option<String>,
     },
@@ -384,8 +387,8 @@ impl Window {
         })
     }
 
-    /// The query's sorts: by time, then by title (backwards for a backward read).
-    fn sorts(&self, title: &str) -> Value {
+    /// The query's sorts: by time, then by the order number (backwards for a backward read).
+    fn sorts(&self, order_number: &str) -> Value {
         let direction = match self {
             Window::Instant {
                 order: TitleOrder::Descending { .. },
@@ -396,7 +399,7 @@ impl Window {
         json!([
             { "timestamp": "last_edited_time", "direction": "ascending" },
             { "timestamp": "created_time", "direction": "ascending" },
-            { "property": title, "direction": direction }
+            { "property": order_number, "direction": direction }
         ])
     }
 }
@@ -407,13 +410,29 @@ fn timestamp(page: &Value, key: &str) -> Option<OffsetDateTime> {
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
 }
 
-/// The plain text of a page's title property (`name`).
-fn title_of(page: &Value, name: &str) -> Option<String> {
+/// The plain text of a page's order-number property (`name`, the read's last sort key): the
+/// title, or a text property.
+fn sort_text_of(page: &Value, name: &str) -> Option<String> {
     let property = page.get("properties")?.get(name)?;
     match PropertyValue::from_json(property) {
-        PropertyValue::Title(text) => Some(text),
+        PropertyValue::Title(text) | PropertyValue::RichText(text) => Some(text),
+        PropertyValue::Text(text) => text,
         _ => None,
     }
+}
+
+/// The name and plain text of a page's title property (the property a title filter names).
+fn title_of(page: &Value) -> Option<(String, String)> {
+    let (name, property) = page
+        .get("properties")?
+        .as_object()?
+        .iter()
+        .find(|(_, p)| p.get("type").and_then(Value::as_str) == Some("title"))?;
+    let text = match PropertyValue::from_json(property) {
+        PropertyValue::Title(text) => text,
+        _ => String::new(),
+    };
+    Some((name.clone(), text))
 }
 
 /// A substring that some but not all of `titles` contain, as close to half of them as can be
@@ -457,6 +476,7 @@ impl SalesQuery<'_> {
             last_in_window: None,
             titles_in_window: Vec::new(),
             last_title: None,
+            title_property: None,
             seen: HashSet::new(),
             stats: QueryStats::default(),
         }
@@ -485,12 +505,14 @@ impl SalesQuery<'_> {
                 None => return Ok(None),
             },
         };
-        let title = self.client.mapping().order_number.clone();
+        let order_number = self.client.mapping().order_number.clone();
+        // A window with title conditions comes after a page was read, so the title is known.
+        let title = self.title_property.clone().unwrap_or_default();
         let response = self
             .client
             .query_page(
                 window.filter(&title)?,
-                window.sorts(&title),
+                window.sorts(&order_number),
                 self.cursor.as_deref(),
             )
             .await?;
@@ -499,11 +521,11 @@ impl SalesQuery<'_> {
         self.capped |= response.capped;
 
         let mut batch = Vec::with_capacity(response.results.len());
-        // Whether this answer held a page not read before, or one with the boundary title: a
-        // backward read goes on until an answer holds neither.
+        // Whether this answer held a page not read before: a backward read goes on until an
+        // answer holds none and ends past the boundary order number.
         let mut short_of_boundary = false;
         for page in &response.results {
-            let page_title = title_of(page, &title);
+            let page_title = sort_text_of(page, &order_number);
             // Trashed pages move the window forward too.
             if let (Some(edited), Some(created)) = (
                 timestamp(page, "last_edited_time"),
@@ -512,18 +534,12 @@ impl SalesQuery<'_> {
                 let instant = (edited, created);
                 self.first_in_window.get_or_insert(instant);
                 if self.first_in_window == Some(instant) {
-                    if let Some(text) = &page_title {
-                        self.titles_in_window.push(text.clone());
+                    if let Some((name, text)) = title_of(page) {
+                        self.title_property.get_or_insert(name);
+                        self.titles_in_window.push(text);
                     }
                 }
                 self.last_in_window = self.last_in_window.max(Some(instant));
-            }
-            if let Window::Instant {
-                order: TitleOrder::Descending { boundary },
-                ..
-            } = &window
-            {
-                short_of_boundary |= boundary.is_some() && page_title == *boundary;
             }
             self.last_title = page_title;
             let first_time = match page.get("id").and_then(Value::as_str) {
@@ -542,14 +558,19 @@ impl SalesQuery<'_> {
             }
         }
 
-        let met_the_read_part = matches!(
-            window,
+        // Pages with the boundary order number may come in any order: the backward read ends
+        // only once an answer has moved past them (sorted, they are together).
+        let met_the_read_part = match &window {
             Window::Instant {
-                order: TitleOrder::Descending { .. },
+                order: TitleOrder::Descending { boundary },
                 ..
+            } => {
+                !response.results.is_empty()
+                    && !short_of_boundary
+                    && (boundary.is_none() || self.last_title != *boundary)
             }
-        ) && !response.results.is_empty()
-            && !short_of_boundary;
+            _ => false,
+        };
         if response.has_more && !met_the_read_part {
             self.cursor = response.next_cursor;
             if self.cursor.is_none() {

@@ -164,6 +164,26 @@ async fn a_cap_inside_a_crowded_instant_reads_its_rest_backwards() {
     assert!(results <= 12_500 + 200, "{results}");
 }
 
+/// The cap falls inside a run of 300 pages with one order number (Notion orders those as it
+/// likes, not necessarily the same way backwards): the backward read goes on past all of them,
+/// and no page is missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_among_pages_with_one_order_number_misses_none() {
+    let at = datetime!(2025-03-01 09:00 UTC);
+    let pages: Vec<SalePage> = (0..10_500)
+        .map(|n| {
+            let mut page = SalePage::new(n, at, SUPPLIER);
+            if (9_850..10_150).contains(&n) {
+                page.order_number = SalePage::new(9_850, at, SUPPLIER).order_number;
+            }
+            page
+        })
+        .collect();
+    let (results, read) = read_all(pages).await;
+    println!("cap among equal order numbers: {results} results for {read} pages");
+    assert!(results <= 10_500 + 400, "{results}");
+}
+
 /// More than 20,000 pages in one instant: the backward read is capped too, and the instant is
 /// split by title; every page still comes once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
