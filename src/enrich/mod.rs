@@ -3,15 +3,18 @@
 //! (`crate::sales`) and the findings only through `validate::store`.
 //!
 //! - **order job** (`platforms.stockx_orders`): fetch the seller's order by number; store its
-//!   status, sale price, payout, adjustments and currency; take product and variant IDs from it
-//!   when the catalog has not given them yet; compare StockX's payout with the recorded net
-//!   proceeds; run the sale rules. An order StockX does not know is `not_found`, not a retry.
+//!   status, sale price, payout, adjustments, its currency and the payout's, and the product
+//!   and variant it sold; take product and variant IDs from it when the catalog has not given
+//!   them yet and its style ID names the recorded SKU; compare StockX's currency and payout
+//!   with the recorded net proceeds and StockX's product and variant with the catalog's match
+//!   of the recorded SKU and size; run the sale rules. An order StockX does not know is `not_found`, not a retry.
 //! - **inventory job** (`products.inventory`): resolve the SKU to a StockX product (once per SKU:
 //!   the answer is stored on `products.products`, and concurrent jobs for one SKU wait for one
 //!   lookup), the size to a variant (variants cached per product for an hour, fetched again once
 //!   when a size is missing from a copy older than a few minutes), and store the variant's
 //!   market data in the configured currency; then re-run the sale rules of the order it belongs
-//!   to, since its purchase price and date are part of them. The caches are in [`cache`].
+//!   to, since its purchase price and date are part of them, and the order-item check, since
+//!   the catalog's match is. The caches are in [`cache`].
 //!
 //! Without StockX credentials a job only validates, and orders stay `pending` until a worker
 //! with credentials runs (it enqueues what is still pending at start). StockX is asked first,
@@ -232,18 +235,20 @@ impl Enricher {
             None => report.outcome = "validated".into(),
             Some(Some(order)) => {
                 store_order(&mut tx, &row, &order, &mut report).await?;
-                if let Some(payout) = &order.payout {
-                    if let (Some(amount), Some(currency)) =
-                        (payout.total_payout, payout.currency_code.as_deref())
-                    {
-                        checked.push(Rule::PayoutMismatch);
-                        findings.extend(validate::check_payout(
-                            row.facts.net_proceeds,
-                            &row.currency,
-                            amount,
-                            currency,
-                        ));
-                    }
+                let payout = order.payout.as_ref();
+                let money = validate::StockxMoney {
+                    sale_price: payout.and_then(|p| p.sale_price).or(order.amount),
+                    order_currency: order.currency_code.as_deref(),
+                    total_payout: payout.and_then(|p| p.total_payout),
+                    payout_currency: payout.and_then(|p| p.currency_code.as_deref()),
+                };
+                let payout_check =
+                    validate::check_payout(row.facts.net_proceeds, &row.currency, &money);
+                let item_check = check_order_item(&mut tx, order_id).await?;
+                for check in [payout_check, item_check] {
+                    checked.extend(check.rules);
+                    findings.extend(check.findings);
+                    report.changes.extend(check.notes);
                 }
                 report.outcome = "enriched".into();
             }
@@ -369,14 +374,19 @@ impl Enricher {
             record_findings(&mut tx, subject, &inventory_checked, &inventory_findings).await?;
         let mut all_findings = inventory_findings;
         // The purchase price and date are part of the sale's rules: check the order again.
+        // So is the catalog's match of the SKU and size, against what StockX's order sold.
         if let Some(order) = sales::load_order_for_inventory(&mut tx, inventory_id).await? {
-            let findings = validate::check_sale(&order.facts);
+            let mut findings = validate::check_sale(&order.facts);
+            let mut checked = validate::SALE_RULES.to_vec();
+            let item_check = check_order_item(&mut tx, order.id).await?;
+            checked.extend(item_check.rules);
+            findings.extend(item_check.findings);
             let subject = Subject {
                 entity_type: "order",
                 entity_id: order.id,
                 order_number: Some(&order.order_number),
             };
-            new.extend(record_findings(&mut tx, subject, &validate::SALE_RULES, &findings).await?);
+            new.extend(record_findings(&mut tx, subject, &checked, &findings).await?);
             all_findings.extend(findings);
         }
         tx.commit().await?;
@@ -553,7 +563,9 @@ impl JobReport {
 }
 
 /// Stores what StockX says of an order, and fills the product and variant IDs it carries
-/// where the catalog has not given them yet.
+/// where the catalog has not given them yet: the product only when the order's style ID names
+/// the recorded SKU (an order of another product must not become the SKU's catalog match, or
+/// the mismatch could never be seen), the variant only onto that same product.
 async fn store_order(
     conn: &mut sqlx::PgConnection,
     row: &sales::OrderRow,
@@ -562,25 +574,50 @@ async fn store_order(
 ) -> Result<(), sqlx::Error> {
     sales::store_stockx_order(conn, row.id, order).await?;
     let payout = order.payout.as_ref();
+    let payout_text = match (
+        payout.and_then(|p| p.total_payout),
+        payout.and_then(|p| p.currency_code.as_deref()),
+    ) {
+        (Some(amount), Some(currency)) => format!("{amount} {currency}"),
+        (Some(amount), None) => format!("{amount} (StockX names no currency)"),
+        (None, _) => "-".to_string(),
+    };
+    let order_currency = match order.currency_code.as_deref() {
+        Some(currency) => format!(", order in {currency}"),
+        None => String::new(),
+    };
     report.changes.push(format!(
-        "StockX status {}, payout {} {}",
-        order.status,
-        show(payout.and_then(|p| p.total_payout)),
-        payout
-            .and_then(|p| p.currency_code.clone())
-            .unwrap_or_default()
+        "StockX status {}, payout {payout_text}{order_currency}",
+        order.status
     ));
+    let Some(item) = sales::order_item_facts(conn, row.id).await? else {
+        return Ok(());
+    };
+    let mut catalog_product = item.catalog_product_id.clone();
     if let Some(product) = &order.product {
-        let filled = sales::fill_product_id(
-            conn,
-            row.product_id,
-            &product.product_id,
-            product.product_name.as_deref(),
-        )
-        .await?;
-        report.note_id(filled, "stockx_product_id", &product.product_id);
+        let names_the_sku = product
+            .style_id
+            .as_deref()
+            .is_some_and(|style| stockx::variants::match_style_id(&item.sku, style).is_some());
+        if names_the_sku && catalog_product.is_none() {
+            let filled = sales::fill_product_id(
+                conn,
+                row.product_id,
+                &product.product_id,
+                product.product_name.as_deref(),
+            )
+            .await?;
+            report.note_id(filled, "stockx_product_id", &product.product_id);
+            if filled {
+                catalog_product = Some(product.product_id.clone());
+            }
+        }
     }
-    if let Some(variant) = &order.variant {
+    let same_product = order
+        .product
+        .as_ref()
+        .is_some_and(|p| catalog_product.as_deref() == Some(p.product_id.as_str()));
+    if let (Some(variant), true) = (&order.variant, same_product) {
         let filled = sales::set_variant_id(
             conn,
             row.inventory_id,
@@ -591,6 +628,19 @@ async fn store_order(
         report.note_id(filled, "stockx_variant_id", &variant.variant_id);
     }
     Ok(())
+}
+
+/// StockX's order against the catalog's match of the recorded SKU and size, read as they are
+/// now in the job's transaction (whichever of the order and inventory jobs runs second sees
+/// both).
+async fn check_order_item(
+    conn: &mut sqlx::PgConnection,
+    order_id: Uuid,
+) -> Result<validate::Checked, sqlx::Error> {
+    Ok(match sales::order_item_facts(conn, order_id).await? {
+        Some(item) => validate::check_order_item(&item),
+        None => validate::Checked::default(),
+    })
 }
 
 fn gone(what: &str) -> JobReport {

@@ -1,8 +1,8 @@
 //! Reading the sales out of Notion: [`SalesQuery`] pages through the data source in
 //! `last_edited_time` order and works around Notion's 10,000-results-per-query cap by starting a
-//! new query ("window") where the last one stopped, splitting an instant that holds more than
-//! 10,000 pages by title; single pages are read by ID or by order
-//! number for the sync endpoint. Each page becomes a [`NotionRecord`]: its properties as the
+//! new query ("window") where the last one stopped and reading the rest of a crowded instant
+//! backwards by order number, so that each page is read about once; single pages are read by
+//! ID or by order number for the sync endpoint. Each page becomes a [`NotionRecord`]: its properties as the
 //! generic [`Row`] the export reader also produces, mapped to a sale. Kept apart from the
 //! client so that the window logic can be read without the HTTP details.
 
@@ -249,8 +249,9 @@ impl QueryResponse {
 pub struct QueryStats {
     /// Requests made to the query endpoint.
     pub requests: u32,
-    /// Queries started (1 + one per continuation after the 10,000-result cap and per part of a
-    /// crowded instant read on its own).
+    /// Queries started (1 + two per 10,000-result cap: the rest after the last instant read
+    /// and that instant's rest read backwards; two more per split of an instant of more than
+    /// 20,000 pages).
     pub windows: u32,
     /// Page results Notion returned, repeats included: the cost of the read. Divided by the
     /// pages read, it says how much was read twice.
@@ -264,21 +265,24 @@ pub struct QueryStats {
 
 /// A running read of the sales, batch by batch: `while let Some(batch) = q.next_batch().await?`.
 ///
-/// Pages come sorted by (`last_edited_time`, `created_time`). Notion ends every query at 10,000
-/// results, so the read is a sequence of queries ("windows"):
+/// Pages come sorted by (`last_edited_time`, `created_time`, order number). Notion ends every
+/// query at 10,000 results, so the read is a sequence of queries ("windows"):
 /// 1. The first reads everything edited on or after `since`.
-/// 2. A window cut by the cap continues in a new window at the (edited, created) position of
-///    its last page. Everything before that position has been read, so only the pages sharing
-///    that exact position are read twice.
-/// 3. A capped window whose pages all share one (edited, created) instant (a bulk import or
-///    bulk edit puts thousands of pages there, and Notion rounds both times) cannot move on by
-///    time. That instant is split by the title: the pages whose title contains a substring
-///    and those whose title does not, the substring chosen from the titles just read so that
-///    both halves lose pages. Each half is strictly smaller, so the splitting ends; it fails
-///    only when more than 10,000 pages share the instant and an identical title.
+/// 2. A window cut by the cap at the (edited, created) instant of its last page continues in
+///    two windows: the pages after that instant, and the rest of the instant itself, read
+///    backwards by order number until the read reaches pages it has seen (the cut window read
+///    the instant's smallest order numbers, so the backward read meets them where they end).
+///    Only the one or two batches around that boundary are read twice, however many pages
+///    share the instant (a bulk import or bulk edit puts thousands there, and Notion rounds
+///    both times).
+/// 3. A backward read cut by the cap as well (more than 20,000 pages in one instant) splits
+///    the instant by the title: the pages whose title contains a substring and those whose
+///    title does not, the substring chosen from the titles just read so that both halves lose
+///    pages. Each half is strictly smaller and is read the same way, so the splitting ends; it
+///    fails only when more than 10,000 pages share the instant and an identical title.
 ///
 /// Windows still to read are kept on a stack; the read goes on after a crowded instant once
-/// its parts are read, so pages still arrive in `last_edited_time` order.
+/// it is read, so pages still arrive in `last_edited_time` order.
 pub struct SalesQuery<'a> {
     client: &'a NotionClient,
     since: Option<OffsetDateTime>,
@@ -291,7 +295,12 @@ pub struct SalesQuery<'a> {
     last_in_window: Option<Instant>,
     /// Titles in the current window (kept only while it could turn out to be one instant).
     titles_in_window: Vec<String>,
+    /// The order number (the last sort key) of the current window's last result: where a
+    /// backward read of its instant meets what this window read.
+    last_title: Option<String>,
+    /// The name of the title property, once a page has shown it (title filters name it).
     title_property: Option<String>,
+    /// Every page ID read so far (records, trashed and partial pages alike).
     seen: HashSet<String>,
     stats: QueryStats,
 }
@@ -304,14 +313,26 @@ type Instant = (OffsetDateTime, OffsetDateTime);
 enum Window {
     /// Edited on or after `since` (everything when `None`).
     Since(Option<OffsetDateTime>),
-    /// Sort positions from `at` on: edited after `at.0`, or edited at `at.0` and created at or
-    /// after `at.1` (after it when `inclusive` is false).
-    From { at: Instant, inclusive: bool },
+    /// Sort positions after `after`: edited after `after.0`, or edited at `after.0` and
+    /// created after `after.1`.
+    From { after: Instant },
     /// Pages edited and created at exactly `at`, whose titles satisfy every condition.
     Instant {
         at: Instant,
-        title: String,
         conditions: Vec<(String, bool)>,
+        order: TitleOrder,
+    },
+}
+
+/// How a window of one instant is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TitleOrder {
+    Ascending,
+    /// Backwards, ending at the first batch that holds only pages read before and ends past
+    /// the `boundary` order number (where the ascending read stopped; pages with that same
+    /// number may come in any order, so all of them are read).
+    Descending {
+        boundary: Option<String>,
     },
 }
 
@@ -335,26 +356,22 @@ fn exactly(key: &str, t: OffsetDateTime) -> Result<[Value; 2], NotionError> {
 }
 
 impl Window {
-    fn filter(&self) -> Result<Option<Value>, NotionError> {
+    /// The query's filter; `title` is the title property's name.
+    fn filter(&self, title: &str) -> Result<Option<Value>, NotionError> {
         const EDITED: &str = "last_edited_time";
         const CREATED: &str = "created_time";
         Ok(match self {
             Window::Since(None) => None,
             Window::Since(Some(t)) => Some(condition(EDITED, "on_or_after", *t)?),
-            Window::From { at, inclusive } => {
-                let mut same_edit: Vec<Value> = exactly(EDITED, at.0)?.into();
-                let op = if *inclusive { "on_or_after" } else { "after" };
-                same_edit.push(condition(CREATED, op, at.1)?);
+            Window::From { after } => {
+                let mut same_edit: Vec<Value> = exactly(EDITED, after.0)?.into();
+                same_edit.push(condition(CREATED, "after", after.1)?);
                 Some(json!({ "or": [
-                    condition(EDITED, "after", at.0)?,
+                    condition(EDITED, "after", after.0)?,
                     { "and": same_edit },
                 ] }))
             }
-            Window::Instant {
-                at,
-                title,
-                conditions,
-            } => {
+            Window::Instant { at, conditions, .. } => {
                 let mut all: Vec<Value> = exactly(EDITED, at.0)?.into();
                 all.extend(exactly(CREATED, at.1)?);
                 for (text, contains) in conditions {
@@ -369,6 +386,22 @@ impl Window {
             }
         })
     }
+
+    /// The query's sorts: by time, then by the order number (backwards for a backward read).
+    fn sorts(&self, order_number: &str) -> Value {
+        let direction = match self {
+            Window::Instant {
+                order: TitleOrder::Descending { .. },
+                ..
+            } => "descending",
+            _ => "ascending",
+        };
+        json!([
+            { "timestamp": "last_edited_time", "direction": "ascending" },
+            { "timestamp": "created_time", "direction": "ascending" },
+            { "property": order_number, "direction": direction }
+        ])
+    }
 }
 
 fn timestamp(page: &Value, key: &str) -> Option<OffsetDateTime> {
@@ -377,7 +410,18 @@ fn timestamp(page: &Value, key: &str) -> Option<OffsetDateTime> {
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
 }
 
-/// The name and plain text of a page's title property.
+/// The plain text of a page's order-number property (`name`, the read's last sort key): the
+/// title, or a text property.
+fn sort_text_of(page: &Value, name: &str) -> Option<String> {
+    let property = page.get("properties")?.get(name)?;
+    match PropertyValue::from_json(property) {
+        PropertyValue::Title(text) | PropertyValue::RichText(text) => Some(text),
+        PropertyValue::Text(text) => text,
+        _ => None,
+    }
+}
+
+/// The name and plain text of a page's title property (the property a title filter names).
 fn title_of(page: &Value) -> Option<(String, String)> {
     let (name, property) = page
         .get("properties")?
@@ -431,6 +475,7 @@ impl SalesQuery<'_> {
             first_in_window: None,
             last_in_window: None,
             titles_in_window: Vec::new(),
+            last_title: None,
             title_property: None,
             seen: HashSet::new(),
             stats: QueryStats::default(),
@@ -460,20 +505,27 @@ impl SalesQuery<'_> {
                 None => return Ok(None),
             },
         };
-        let sorts = json!([
-            { "timestamp": "last_edited_time", "direction": "ascending" },
-            { "timestamp": "created_time", "direction": "ascending" }
-        ]);
+        let order_number = self.client.mapping().order_number.clone();
+        // A window with title conditions comes after a page was read, so the title is known.
+        let title = self.title_property.clone().unwrap_or_default();
         let response = self
             .client
-            .query_page(window.filter()?, sorts, self.cursor.as_deref())
+            .query_page(
+                window.filter(&title)?,
+                window.sorts(&order_number),
+                self.cursor.as_deref(),
+            )
             .await?;
         self.stats.requests += 1;
         self.stats.results += response.results.len() as u64;
         self.capped |= response.capped;
 
         let mut batch = Vec::with_capacity(response.results.len());
+        // Whether this answer held a page not read before: a backward read goes on until an
+        // answer holds none and ends past the boundary order number.
+        let mut short_of_boundary = false;
         for page in &response.results {
+            let page_title = sort_text_of(page, &order_number);
             // Trashed pages move the window forward too.
             if let (Some(edited), Some(created)) = (
                 timestamp(page, "last_edited_time"),
@@ -482,27 +534,44 @@ impl SalesQuery<'_> {
                 let instant = (edited, created);
                 self.first_in_window.get_or_insert(instant);
                 if self.first_in_window == Some(instant) {
-                    if let Some((name, title)) = title_of(page) {
+                    if let Some((name, text)) = title_of(page) {
                         self.title_property.get_or_insert(name);
-                        self.titles_in_window.push(title);
+                        self.titles_in_window.push(text);
                     }
                 }
                 self.last_in_window = self.last_in_window.max(Some(instant));
             }
+            self.last_title = page_title;
+            let first_time = match page.get("id").and_then(Value::as_str) {
+                Some(id) => self.seen.insert(id.to_string()),
+                None => true,
+            };
+            if !first_time {
+                self.stats.duplicates_skipped += 1;
+                continue;
+            }
+            short_of_boundary = true;
             match self.client.page_to_record(page).await? {
                 PageOutcome::Trashed => self.stats.trashed_skipped += 1,
                 PageOutcome::Partial => self.stats.partial_skipped += 1,
-                PageOutcome::Record(record) => {
-                    if self.seen.insert(record.page_id.clone()) {
-                        batch.push(record);
-                    } else {
-                        self.stats.duplicates_skipped += 1;
-                    }
-                }
+                PageOutcome::Record(record) => batch.push(record),
             }
         }
 
-        if response.has_more {
+        // Pages with the boundary order number may come in any order: the backward read ends
+        // only once an answer has moved past them (sorted, they are together).
+        let met_the_read_part = match &window {
+            Window::Instant {
+                order: TitleOrder::Descending { boundary },
+                ..
+            } => {
+                !response.results.is_empty()
+                    && !short_of_boundary
+                    && (boundary.is_none() || self.last_title != *boundary)
+            }
+            _ => false,
+        };
+        if response.has_more && !met_the_read_part {
             self.cursor = response.next_cursor;
             if self.cursor.is_none() {
                 return Err(NotionError::Decode {
@@ -512,7 +581,7 @@ impl SalesQuery<'_> {
             }
             return Ok(Some(batch));
         }
-        if self.capped {
+        if self.capped && !met_the_read_part {
             self.after_cap(&window)?;
         }
         self.current = None;
@@ -521,51 +590,60 @@ impl SalesQuery<'_> {
         self.first_in_window = None;
         self.last_in_window = None;
         self.titles_in_window.clear();
+        self.last_title = None;
         Ok(Some(batch))
     }
 
-    /// The cap ended a window: continue after the last position read, or split a crowded
-    /// instant by title.
+    /// The cap ended a window: continue after the instant of its last page and read the rest
+    /// of that instant backwards; or, when a backward read was capped too, split the instant
+    /// by title.
     fn after_cap(&mut self, window: &Window) -> Result<(), NotionError> {
-        let (Some(first), Some(last)) = (self.first_in_window, self.last_in_window) else {
+        let Some(last) = self.last_in_window else {
             return Err(NotionError::ResultLimitStuck { at: String::new() });
         };
-        if first < last {
-            tracing::info!(edited = %last.0, "Notion's 10,000-result cap reached; continuing in a new query");
-            self.pending.push(Window::From {
+        let backwards =
+            |conditions: Vec<(String, bool)>, boundary: Option<String>| Window::Instant {
                 at: last,
-                inclusive: true,
-            });
-            return Ok(());
-        }
-        // Every result shares one instant: read the rest of the window after it, and the
-        // instant itself in two parts by title, before that.
-        let stuck = || NotionError::ResultLimitStuck {
-            at: last.0.format(&Rfc3339).unwrap_or_default(),
-        };
-        let (title, conditions) = match window {
-            Window::Instant {
-                title, conditions, ..
-            } => (title.clone(), conditions.clone()),
-            Window::Since(_) | Window::From { .. } => {
-                self.pending.push(Window::From {
-                    at: last,
-                    inclusive: false,
-                });
-                (self.title_property.clone().ok_or_else(stuck)?, Vec::new())
-            }
-        };
-        let split = splitting_substring(&self.titles_in_window).ok_or_else(stuck)?;
-        tracing::info!(edited = %last.0, created = %last.1, contains = %split,
-            "more than 10,000 pages share one edited and created time; reading them in parts by title");
-        for contains in [false, true] {
-            let mut conditions = conditions.clone();
-            conditions.push((split.clone(), contains));
-            self.pending.push(Window::Instant {
-                at: last,
-                title: title.clone(),
                 conditions,
-            });
+                order: TitleOrder::Descending { boundary },
+            };
+        match window {
+            Window::Since(_) | Window::From { .. } => {
+                tracing::info!(edited = %last.0, "Notion's 10,000-result cap reached; continuing in a new query");
+                self.pending.push(Window::From { after: last });
+                self.pending
+                    .push(backwards(Vec::new(), self.last_title.clone()));
+            }
+            Window::Instant {
+                conditions,
+                order: TitleOrder::Ascending,
+                ..
+            } => {
+                self.pending
+                    .push(backwards(conditions.clone(), self.last_title.clone()));
+            }
+            Window::Instant {
+                conditions,
+                order: TitleOrder::Descending { .. },
+                ..
+            } => {
+                let split = splitting_substring(&self.titles_in_window).ok_or_else(|| {
+                    NotionError::ResultLimitStuck {
+                        at: last.0.format(&Rfc3339).unwrap_or_default(),
+                    }
+                })?;
+                tracing::info!(edited = %last.0, created = %last.1, contains = %split,
+                    "more than 20,000 pages share one edited and created time; reading them in parts by title");
+                for contains in [false, true] {
+                    let mut conditions = conditions.clone();
+                    conditions.push((split.clone(), contains));
+                    self.pending.push(Window::Instant {
+                        at: last,
+                        conditions,
+                        order: TitleOrder::Ascending,
+                    });
+                }
+            }
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::stockx::DetailedOrder;
-use crate::validate::SaleFacts;
+use crate::validate::{OrderItemFacts, SaleFacts};
 
 /// The condition of an order still `pending` more than 24 hours after it was recorded (`o` is
 /// the order): one text for the gauge and the integrity check.
@@ -173,8 +173,9 @@ async fn load_order_where(
     Ok(Some(selected.row))
 }
 
-/// Stores what StockX says of an order (status, sale price, payout, adjustments, currency, its
-/// product and variant IDs) and marks it `enriched`.
+/// Stores what StockX says of an order (status, sale price, payout, adjustments, the payout's
+/// currency and the order's own, the product and variant it sold) and marks it `enriched`. The
+/// payout's currency is stored only as StockX names it: a payout without one has none.
 pub async fn store_stockx_order(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -182,11 +183,14 @@ pub async fn store_stockx_order(
 ) -> Result<(), sqlx::Error> {
     let payout = order.payout.as_ref();
     let adjustments = payout.map(|p| serde_json::to_value(&p.adjustments).unwrap_or_default());
+    let product = order.product.as_ref();
+    let variant = order.variant.as_ref();
     sqlx::query(
         "UPDATE platforms.stockx_orders
          SET stockx_status = $2, stockx_sale_price = $3, stockx_total_payout = $4,
              stockx_total_adjustments = $5, stockx_adjustments = $6, stockx_currency = $7,
-             stockx_product_id = $8, stockx_variant_id = $9,
+             stockx_order_currency = $8, stockx_product_id = $9, stockx_product_name = $10,
+             stockx_style_id = $11, stockx_variant_id = $12, stockx_variant_value = $13,
              enrichment_status = 'enriched', enrichment_error = NULL, enriched_at = now()
          WHERE id = $1",
     )
@@ -196,16 +200,42 @@ pub async fn store_stockx_order(
     .bind(payout.and_then(|p| p.total_payout))
     .bind(payout.and_then(|p| p.total_adjustments))
     .bind(adjustments)
-    .bind(
-        payout
-            .and_then(|p| p.currency_code.clone())
-            .or(order.currency_code.clone()),
-    )
-    .bind(order.product.as_ref().map(|p| p.product_id.clone()))
-    .bind(order.variant.as_ref().map(|v| v.variant_id.clone()))
+    .bind(payout.and_then(|p| p.currency_code.as_deref()))
+    .bind(order.currency_code.as_deref())
+    .bind(product.map(|p| p.product_id.as_str()))
+    .bind(product.and_then(|p| p.product_name.as_deref()))
+    .bind(product.and_then(|p| p.style_id.as_deref()))
+    .bind(variant.map(|v| v.variant_id.as_str()))
+    .bind(variant.and_then(|v| v.variant_value.as_deref()))
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What an order's item is on StockX's order and in the catalog, for the order-item check.
+/// The catalog's product is unknown while its lookup found nothing.
+pub async fn order_item_facts(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<OrderItemFacts>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.sku, s.value AS size, s.region,
+                o.stockx_product_id AS order_product_id, o.stockx_product_name AS order_product_name,
+                o.stockx_style_id AS order_style_id, o.stockx_variant_id AS order_variant_id,
+                o.stockx_variant_value AS order_variant_value,
+                CASE WHEN p.stockx_lookup_status IS DISTINCT FROM 'not_found'
+                     THEN p.stockx_product_id END AS catalog_product_id,
+                p.name AS catalog_title, i.stockx_variant_id AS catalog_variant_id
+         FROM platforms.stockx_orders o
+         JOIN platforms.stockx_listings l ON l.id = o.listing_id
+         JOIN products.inventory i ON i.id = l.inventory_id
+         JOIN products.products p ON p.id = i.product_id
+         JOIN products.sizes s ON s.id = i.size_id
+         WHERE o.id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Marks an order StockX does not know: `not_found`, which is final (not a retry).

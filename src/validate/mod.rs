@@ -2,7 +2,9 @@
 //!
 //! The business's checks (profit = net proceeds − purchase price within 0.01, ROI =
 //! profit / purchase price within 0.001, bought before sold) plus delivery after purchase,
-//! positive prices and StockX's payout against the recorded net proceeds. A finding is a
+//! positive prices, StockX's payout against the recorded net proceeds (in the same currency;
+//! another currency is a finding of its own), and StockX's order against the recorded SKU and
+//! size (the product and variant StockX sold against the catalog's match). A finding is a
 //! warning, never a rejection: the sale is stored as entered and the finding is recorded beside
 //! it (`integration.validation_warnings`) for a person to look at. The worker and the Notion
 //! import run the same rules; `store` keeps the table in step with them.
@@ -25,6 +27,8 @@ pub enum Rule {
     StockxProductNotFound,
     StockxVariantNotFound,
     NonPositivePrice,
+    CurrencyMismatch,
+    OrderProductMismatch,
 }
 
 impl Rule {
@@ -38,12 +42,14 @@ impl Rule {
             Rule::StockxProductNotFound => "stockx_product_not_found",
             Rule::StockxVariantNotFound => "stockx_variant_not_found",
             Rule::NonPositivePrice => "non_positive_price",
+            Rule::CurrencyMismatch => "currency_mismatch",
+            Rule::OrderProductMismatch => "order_product_mismatch",
         }
     }
 }
 
 /// Every rule.
-pub const ALL_RULES: [Rule; 8] = [
+pub const ALL_RULES: [Rule; 10] = [
     Rule::ProfitMismatch,
     Rule::RoiMismatch,
     Rule::SaleBeforePurchase,
@@ -52,6 +58,8 @@ pub const ALL_RULES: [Rule; 8] = [
     Rule::StockxProductNotFound,
     Rule::StockxVariantNotFound,
     Rule::NonPositivePrice,
+    Rule::CurrencyMismatch,
+    Rule::OrderProductMismatch,
 ];
 
 /// The rules [`check_sale`] decides; each run confirms or resolves every one of them.
@@ -174,26 +182,163 @@ pub fn check_sale(sale: &SaleFacts) -> Vec<Finding> {
     findings
 }
 
-/// StockX's payout against what the business recorded as net proceeds. Different currencies
-/// cannot be compared: no finding (both amounts are stored on the order).
-pub fn check_payout(
-    net_proceeds: Decimal,
-    currency: &str,
-    payout: Decimal,
-    payout_currency: &str,
-) -> Option<Finding> {
-    if !currency.eq_ignore_ascii_case(payout_currency) {
-        return None;
+/// What a check decided: the rules it could decide (their open warnings that were not found
+/// again are resolved; a rule it could not decide keeps its warnings as they are), what it
+/// found, and notes for the job's report on what it could not decide.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checked {
+    pub rules: Vec<Rule>,
+    pub findings: Vec<Finding>,
+    pub notes: Vec<String>,
+}
+
+/// What StockX says an order sold for and paid out, each in the currency it names (`None`:
+/// StockX named none).
+#[derive(Debug, Clone, Default)]
+pub struct StockxMoney<'a> {
+    pub sale_price: Option<Decimal>,
+    pub order_currency: Option<&'a str>,
+    pub total_payout: Option<Decimal>,
+    pub payout_currency: Option<&'a str>,
+}
+
+/// StockX's order and payout against what the business recorded as net proceeds in
+/// `currency`. An order or payout in another currency is a `currency_mismatch` (amounts in two
+/// currencies cannot be compared, and a sale recorded in the wrong currency is worth a look);
+/// the payout is compared (`payout_mismatch`) only in the sale's currency. A payout whose
+/// currency StockX does not name is not compared and says so in a note.
+pub fn check_payout(net_proceeds: Decimal, currency: &str, stockx: &StockxMoney) -> Checked {
+    let mut checked = Checked::default();
+    let differs = |c: Option<&str>| c.is_some_and(|c| !c.eq_ignore_ascii_case(currency));
+    if stockx.order_currency.is_some() || stockx.payout_currency.is_some() {
+        checked.rules.push(Rule::CurrencyMismatch);
+    }
+    if differs(stockx.order_currency) || differs(stockx.payout_currency) {
+        let mut stockx_side = Vec::new();
+        if let (Some(price), Some(c)) = (stockx.sale_price, stockx.order_currency) {
+            stockx_side.push(format!("sold for {price} {c}"));
+        } else if let Some(c) = stockx.order_currency {
+            stockx_side.push(format!("order in {c}"));
+        }
+        match (stockx.total_payout, stockx.payout_currency) {
+            (Some(payout), Some(c)) => stockx_side.push(format!("paid out {payout} {c}")),
+            (None, Some(c)) => stockx_side.push(format!("payout in {c}")),
+            _ => {}
+        }
+        checked.findings.push(Finding {
+            rule: Rule::CurrencyMismatch,
+            message: format!(
+                "StockX {} but the sale is recorded in {currency} (net proceeds {net_proceeds} {currency}); \
+                 amounts in different currencies are not compared",
+                stockx_side.join(", ")
+            ),
+            details: json!({
+                "currency": currency, "net_proceeds": net_proceeds,
+                "stockx_order_currency": stockx.order_currency, "stockx_sale_price": stockx.sale_price,
+                "stockx_payout_currency": stockx.payout_currency,
+                "stockx_total_payout": stockx.total_payout,
+            }),
+        });
+    }
+    let Some(payout) = stockx.total_payout else {
+        return checked;
+    };
+    let Some(payout_currency) = stockx.payout_currency else {
+        checked.notes.push(format!(
+            "StockX's payout {payout} names no currency: not compared with the net proceeds \
+             {net_proceeds} {currency}"
+        ));
+        return checked;
+    };
+    checked.rules.push(Rule::PayoutMismatch);
+    if differs(Some(payout_currency)) {
+        return checked;
     }
     let difference = payout - net_proceeds;
-    (difference.abs() > PAYOUT_TOLERANCE).then(|| Finding {
-        rule: Rule::PayoutMismatch,
-        message: format!(
-            "StockX paid out {payout} {payout_currency} but net proceeds are recorded as {net_proceeds} {currency}"
-        ),
-        details: json!({"stockx_total_payout": payout, "net_proceeds": net_proceeds,
-                        "currency": currency, "difference": difference}),
-    })
+    if difference.abs() > PAYOUT_TOLERANCE {
+        checked.findings.push(Finding {
+            rule: Rule::PayoutMismatch,
+            message: format!(
+                "StockX paid out {payout} {payout_currency} but net proceeds are recorded as {net_proceeds} {currency}"
+            ),
+            details: json!({"stockx_total_payout": payout, "net_proceeds": net_proceeds,
+                            "currency": currency, "difference": difference}),
+        });
+    }
+    checked
+}
+
+/// An order's item as StockX sold it and as the business recorded it. The sales store reads
+/// it with column names equal to the field names.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct OrderItemFacts {
+    /// The recorded SKU and size.
+    pub sku: String,
+    pub size: String,
+    pub region: String,
+    /// What StockX's order says it sold (None until the order job has asked).
+    pub order_product_id: Option<String>,
+    pub order_product_name: Option<String>,
+    pub order_style_id: Option<String>,
+    pub order_variant_id: Option<String>,
+    pub order_variant_value: Option<String>,
+    /// The catalog's match of the recorded SKU (None until the catalog has been asked, or an
+    /// order with the same style ID has given it) and of the size (the inventory item's
+    /// variant).
+    pub catalog_product_id: Option<String>,
+    pub catalog_title: Option<String>,
+    pub catalog_variant_id: Option<String>,
+}
+
+/// StockX's order against the recorded SKU's catalog match: another product (a Dunk sold, a
+/// Samba entered) or, of the same product, another variant (size) is an
+/// `order_product_mismatch`. Decided only when both sides are known.
+pub fn check_order_item(item: &OrderItemFacts) -> Checked {
+    let mut checked = Checked::default();
+    let (Some(sold), Some(matched)) = (&item.order_product_id, &item.catalog_product_id) else {
+        return checked;
+    };
+    checked.rules.push(Rule::OrderProductMismatch);
+    let details = json!({
+        "recorded_sku": item.sku, "recorded_size": item.size, "recorded_region": item.region,
+        "order": {"stockx_product_id": sold, "title": item.order_product_name,
+                  "style_id": item.order_style_id, "stockx_variant_id": item.order_variant_id,
+                  "size": item.order_variant_value},
+        "catalog": {"stockx_product_id": matched, "title": item.catalog_title,
+                    "stockx_variant_id": item.catalog_variant_id},
+    });
+    let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+    if sold != matched {
+        checked.findings.push(Finding {
+            rule: Rule::OrderProductMismatch,
+            message: format!(
+                "StockX's order is for {} (style ID {}, product {sold}) but the recorded SKU {} \
+                 is {} (product {matched})",
+                or_unknown(&item.order_product_name),
+                or_unknown(&item.order_style_id),
+                item.sku,
+                or_unknown(&item.catalog_title),
+            ),
+            details,
+        });
+    } else if let (Some(sold_variant), Some(matched_variant)) =
+        (&item.order_variant_id, &item.catalog_variant_id)
+    {
+        if sold_variant != matched_variant {
+            checked.findings.push(Finding {
+                rule: Rule::OrderProductMismatch,
+                message: format!(
+                    "StockX's order is for size {} (variant {sold_variant}) but the recorded size \
+                     {} ({}) is variant {matched_variant}",
+                    or_unknown(&item.order_variant_value),
+                    item.size,
+                    item.region
+                ),
+                details,
+            });
+        }
+    }
+    checked
 }
 
 #[cfg(test)]
@@ -294,13 +439,146 @@ mod tests {
         assert!(findings[0].message.contains("net_proceeds = -5"));
     }
 
+    fn money<'a>(payout: &str, currency: Option<&'a str>) -> StockxMoney<'a> {
+        StockxMoney {
+            sale_price: Some(d("90.00")),
+            order_currency: currency,
+            total_payout: Some(d(payout)),
+            payout_currency: currency,
+        }
+    }
+
     #[test]
     fn payout_mismatch_only_in_the_same_currency_and_beyond_a_cent() {
-        assert_eq!(check_payout(d("76.81"), "EUR", d("76.81"), "EUR"), None);
-        assert_eq!(check_payout(d("76.80"), "EUR", d("76.81"), "eur"), None);
-        let finding = check_payout(d("80.00"), "EUR", d("76.81"), "EUR").unwrap();
-        assert_eq!(finding.rule, Rule::PayoutMismatch);
-        assert_eq!(finding.details["difference"], json!(d("-3.19")));
-        assert_eq!(check_payout(d("80.00"), "EUR", d("76.81"), "USD"), None);
+        let same = check_payout(d("76.81"), "EUR", &money("76.81", Some("EUR")));
+        assert_eq!(same.findings, vec![]);
+        assert_eq!(
+            same.rules,
+            vec![Rule::CurrencyMismatch, Rule::PayoutMismatch]
+        );
+        let within = check_payout(d("76.80"), "EUR", &money("76.81", Some("eur")));
+        assert_eq!(within.findings, vec![]);
+        let beyond = check_payout(d("80.00"), "EUR", &money("76.81", Some("EUR")));
+        assert_eq!(rules(&beyond.findings), vec![Rule::PayoutMismatch]);
+        assert_eq!(beyond.findings[0].details["difference"], json!(d("-3.19")));
+    }
+
+    #[test]
+    fn another_currency_is_a_currency_mismatch_with_both_amounts_not_a_payout_comparison() {
+        let usd = check_payout(d("80.00"), "EUR", &money("76.81", Some("USD")));
+        assert_eq!(rules(&usd.findings), vec![Rule::CurrencyMismatch]);
+        // Both rules decided: an old payout_mismatch is resolved, the currency one replaces it.
+        assert_eq!(
+            usd.rules,
+            vec![Rule::CurrencyMismatch, Rule::PayoutMismatch]
+        );
+        let finding = &usd.findings[0];
+        assert!(
+            finding.message.contains("paid out 76.81 USD"),
+            "{}",
+            finding.message
+        );
+        assert!(finding.message.contains("80.00 EUR"), "{}", finding.message);
+        assert_eq!(finding.details["stockx_total_payout"], json!(d("76.81")));
+        assert_eq!(finding.details["net_proceeds"], json!(d("80.00")));
+        assert_eq!(finding.details["stockx_payout_currency"], json!("USD"));
+        assert_eq!(finding.details["currency"], json!("EUR"));
+        // The order in USD, the payout converted to EUR: compared, and the order flagged.
+        let mut converted = money("80.00", Some("EUR"));
+        converted.order_currency = Some("USD");
+        let checked = check_payout(d("80.00"), "EUR", &converted);
+        assert_eq!(rules(&checked.findings), vec![Rule::CurrencyMismatch]);
+        assert!(checked.findings[0].message.contains("sold for 90.00 USD"));
+    }
+
+    #[test]
+    fn a_payout_without_a_currency_is_not_compared_and_says_so() {
+        let unknown = check_payout(d("80.00"), "EUR", &money("38.03", None));
+        assert_eq!(unknown.findings, vec![]);
+        assert_eq!(unknown.rules, vec![], "nothing decided, nothing resolved");
+        assert_eq!(unknown.notes.len(), 1);
+        assert!(unknown.notes[0].contains("38.03"), "{:?}", unknown.notes);
+        assert!(
+            unknown.notes[0].contains("no currency"),
+            "{:?}",
+            unknown.notes
+        );
+        // The order's currency alone still tells a mismatch.
+        let mut order_usd = money("38.03", None);
+        order_usd.order_currency = Some("USD");
+        let checked = check_payout(d("80.00"), "EUR", &order_usd);
+        assert_eq!(rules(&checked.findings), vec![Rule::CurrencyMismatch]);
+        assert_eq!(checked.rules, vec![Rule::CurrencyMismatch]);
+    }
+
+    fn item() -> OrderItemFacts {
+        OrderItemFacts {
+            sku: "B75806".into(),
+            size: "8.5".into(),
+            region: "US M".into(),
+            order_product_id: Some("dunk".into()),
+            order_product_name: Some("Nike Dunk Low Retro White Black Panda".into()),
+            order_style_id: Some("DD1391-100".into()),
+            order_variant_id: Some("dunk-10".into()),
+            order_variant_value: Some("10".into()),
+            catalog_product_id: Some("samba".into()),
+            catalog_title: Some("adidas Samba OG Cloud White Core Black".into()),
+            catalog_variant_id: Some("samba-8.5".into()),
+        }
+    }
+
+    #[test]
+    fn an_order_of_another_product_is_an_order_product_mismatch() {
+        let checked = check_order_item(&item());
+        assert_eq!(checked.rules, vec![Rule::OrderProductMismatch]);
+        assert_eq!(rules(&checked.findings), vec![Rule::OrderProductMismatch]);
+        let finding = &checked.findings[0];
+        assert!(
+            finding.message.contains("Nike Dunk Low"),
+            "{}",
+            finding.message
+        );
+        assert!(
+            finding.message.contains("DD1391-100"),
+            "{}",
+            finding.message
+        );
+        assert!(finding.message.contains("B75806"), "{}", finding.message);
+        assert!(finding.message.contains("Samba"), "{}", finding.message);
+        assert_eq!(finding.details["order"]["stockx_product_id"], json!("dunk"));
+        assert_eq!(
+            finding.details["catalog"]["stockx_product_id"],
+            json!("samba")
+        );
+        assert_eq!(finding.details["recorded_sku"], json!("B75806"));
+    }
+
+    #[test]
+    fn the_same_product_in_another_size_is_a_mismatch_and_the_same_variant_passes() {
+        let mut same = item();
+        same.catalog_product_id = Some("dunk".into());
+        same.catalog_variant_id = Some("dunk-9".into());
+        let checked = check_order_item(&same);
+        assert_eq!(rules(&checked.findings), vec![Rule::OrderProductMismatch]);
+        assert!(checked.findings[0].message.contains("size 10"));
+        same.catalog_variant_id = Some("dunk-10".into());
+        let checked = check_order_item(&same);
+        assert_eq!(
+            (checked.rules, checked.findings),
+            (vec![Rule::OrderProductMismatch], vec![])
+        );
+        // The variant not matched yet: the product alone decides.
+        same.catalog_variant_id = None;
+        assert_eq!(check_order_item(&same).findings, vec![]);
+    }
+
+    #[test]
+    fn nothing_is_decided_until_both_sides_are_known() {
+        let mut before_order = item();
+        before_order.order_product_id = None;
+        assert_eq!(check_order_item(&before_order), Checked::default());
+        let mut before_catalog = item();
+        before_catalog.catalog_product_id = None;
+        assert_eq!(check_order_item(&before_catalog), Checked::default());
     }
 }

@@ -131,11 +131,72 @@ async fn more_than_ten_thousand_pages_in_one_minute_are_all_imported() {
     assert_eq!((report.created, report.failed), (10_500, 0), "{report}");
     assert_eq!(db.count("platforms.stockx_orders").await, 10_500);
     let results = stand_in.with(|s| s.results_returned);
+    let ratio = results as f64 / 10_500.0;
     println!(
-        "10,500 pages created and edited in one minute: {results} results for 10500 pages ({:.3}x)",
-        results as f64 / 10_500.0
+        "10,500 pages created and edited in one minute: {results} results for 10500 pages ({ratio:.3}x)"
     );
+    // The rest of the instant is read backwards up to what the capped query read, not again
+    // in two halves (20,500 results before).
+    assert!(ratio <= 1.2, "{ratio}");
     stand_in.stop();
+}
+
+/// The cap falls inside an instant shared by 3,000 pages: the rest of the instant is read
+/// backwards, not the instant again from its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_inside_a_crowded_instant_reads_its_rest_backwards() {
+    let base = datetime!(2025-01-01 00:00 UTC);
+    let bulk = datetime!(2025-02-01 10:00 UTC);
+    let mut pages = Vec::new();
+    for n in 0..9_000 {
+        pages.push(SalePage::new(n, minute(base, n as i64), SUPPLIER));
+    }
+    for n in 9_000..12_000 {
+        pages.push(SalePage::new(n, bulk, SUPPLIER));
+    }
+    for n in 12_000..12_500 {
+        pages.push(SalePage::new(n, minute(bulk, n as i64), SUPPLIER));
+    }
+    let (results, read) = read_all(pages).await;
+    let ratio = results as f64 / read as f64;
+    println!("cap inside a crowded instant: {results} results for {read} pages ({ratio:.3}x)");
+    // At most the two batches around the place where the backward read meets the first.
+    assert!(results <= 12_500 + 200, "{results}");
+}
+
+/// The cap falls inside a run of 300 pages with one order number (Notion orders those as it
+/// likes, not necessarily the same way backwards): the backward read goes on past all of them,
+/// and no page is missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_among_pages_with_one_order_number_misses_none() {
+    let at = datetime!(2025-03-01 09:00 UTC);
+    let pages: Vec<SalePage> = (0..10_500)
+        .map(|n| {
+            let mut page = SalePage::new(n, at, SUPPLIER);
+            if (9_850..10_150).contains(&n) {
+                page.order_number = SalePage::new(9_850, at, SUPPLIER).order_number;
+            }
+            page
+        })
+        .collect();
+    let (results, read) = read_all(pages).await;
+    println!("cap among equal order numbers: {results} results for {read} pages");
+    assert!(results <= 10_500 + 400, "{results}");
+}
+
+/// More than 20,000 pages in one instant: the backward read is capped too, and the instant is
+/// split by title; every page still comes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_twenty_thousand_pages_in_one_instant_are_all_read() {
+    let at = datetime!(2025-03-01 09:00 UTC);
+    let pages: Vec<SalePage> = (0..21_000)
+        .map(|n| SalePage::new(n, at, SUPPLIER))
+        .collect();
+    let (results, read) = read_all(pages).await;
+    println!(
+        "21,000 pages in one instant: {results} results for {read} pages ({:.3}x)",
+        results as f64 / read as f64
+    );
 }
 
 fn backfill_command(
