@@ -89,13 +89,17 @@ pub enum EnrichError {
 
 impl EnrichError {
     /// StockX cannot be asked right now, whichever row: refused credentials, a bot-protection
-    /// block, or 429s that outlasted the client's own retries. The job waits; it did not fail.
+    /// block, 429s that outlasted the client's own retries, or the daily request budget spent.
+    /// The job waits; it did not fail.
     pub fn postpones(&self) -> bool {
         match self {
             EnrichError::Stockx(e) => {
                 e.is_credentials_refused()
                     || e.is_blocked()
-                    || matches!(e, StockxError::RateLimited { .. })
+                    || matches!(
+                        e,
+                        StockxError::RateLimited { .. } | StockxError::BudgetExhausted { .. }
+                    )
             }
             _ => false,
         }
@@ -668,7 +672,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_and_exhausted_429s_wait_without_spending_an_attempt() {
+    fn blocks_exhausted_429s_and_a_spent_budget_wait_without_spending_an_attempt() {
         let wait = Duration::from_secs(42);
         let blocked = stockx(StockxError::Blocked {
             status: 403,
@@ -677,7 +681,8 @@ mod tests {
             retry_after: wait,
         });
         let throttled = stockx(StockxError::RateLimited { retry_after: wait });
-        for result in [blocked, throttled] {
+        let spent = stockx(StockxError::BudgetExhausted { retry_after: wait });
+        for result in [blocked, throttled, spent] {
             match result {
                 JobResult::Postponed { delay, .. } => assert_eq!(delay, wait),
                 other => panic!("expected a postponement, got {other:?}"),
