@@ -5,7 +5,7 @@
 //! name; label values are bounded sets (never an ID).
 
 /// counter; `kind` (order, inventory, notion_writeback), `outcome` (enriched, not_found, validated,
-/// retried, failed; write-backs: written, unchanged, skipped)
+/// retried, failed, superseded; write-backs: written, unchanged, skipped)
 pub const JOBS_TOTAL: &str = "stockx_sync_jobs_total";
 /// histogram; `kind`
 pub const JOB_DURATION_SECONDS: &str = "stockx_sync_job_duration_seconds";

@@ -61,7 +61,14 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// missing, and dashboards and alerts see the series before the first event.
 fn register_counters_at_zero() {
     for kind in ["order", "inventory"] {
-        for outcome in ["enriched", "not_found", "validated", "retried", "failed"] {
+        for outcome in [
+            "enriched",
+            "not_found",
+            "validated",
+            "retried",
+            "failed",
+            "superseded",
+        ] {
             metrics::counter!(m::JOBS_TOTAL, "kind" => kind, "outcome" => outcome).increment(0);
         }
     }

@@ -86,6 +86,8 @@ async fn the_worker_process_enriches_exports_metrics_and_stops_on_sigterm() {
         r#"stockx_sync_api_requests_total{api="stockx",endpoint="/selling/orders/{orderNumber}",status="200"}"#,
         "stockx_sync_api_request_duration_seconds_bucket",
         "stockx_sync_listener_up 1",
+        // Outcomes start at zero, so that rates and alerts see them before the first event.
+        r#"stockx_sync_jobs_total{kind="order",outcome="superseded"} 0"#,
     ] {
         assert!(
             metrics.contains(name),
