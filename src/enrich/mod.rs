@@ -27,6 +27,7 @@
 //! the job panicked; or when its last attempt failed. StockX refusing our credentials, blocking
 //! us or still answering 429 is nobody's fault of the order's: the job waits, no attempt spent.
 
+pub mod bulk;
 pub mod cache;
 
 use std::panic::AssertUnwindSafe;
@@ -42,7 +43,7 @@ use uuid::Uuid;
 use crate::queue::{is_data_error, panic_message, Health, JobHandler, JobResult};
 use crate::queue::{Job, JobKind};
 use crate::sales::{self, InventoryRow, ProductLookup, VariantWrite};
-use crate::stockx::{self, MarketData, StockxClient, StockxError, Variant};
+use crate::stockx::{self, DetailedOrder, MarketData, StockxClient, StockxError, Variant};
 use crate::validate::store::{count_new_findings, record_findings, Subject};
 use crate::validate::{self, Finding, Rule};
 use cache::{CacheConfig, KeyLocks, TtlCache};
@@ -63,6 +64,8 @@ pub struct Enricher {
     cache_config: CacheConfig,
     variants: TtlCache<Arc<Vec<Variant>>>,
     market: TtlCache<Arc<Vec<MarketData>>>,
+    /// The seller's order lists, read while a backlog of order jobs waits.
+    bulk: bulk::BulkOrders,
 }
 
 /// What one job changed, for `sync-order` and the logs.
@@ -131,7 +134,8 @@ impl Enricher {
         let client = stockx::client_from_settings(settings)?;
         Ok(
             Enricher::new(pool, client, settings.stockx.currency.clone(), health)
-                .with_cache(settings.stockx.cache_config()),
+                .with_cache(settings.stockx.cache_config())
+                .with_bulk_orders_threshold(settings.stockx.bulk_orders_threshold),
         )
     }
 
@@ -140,6 +144,12 @@ impl Enricher {
         self.variants = TtlCache::new(config.variants_ttl, config.products);
         self.market = TtlCache::new(config.market_data_ttl, config.products);
         self.cache_config = config;
+        self
+    }
+
+    /// From how many open order jobs orders are read from the seller's lists (0: never).
+    pub fn with_bulk_orders_threshold(mut self, threshold: usize) -> Enricher {
+        self.bulk = bulk::BulkOrders::new(threshold);
         self
     }
 
@@ -168,6 +178,9 @@ impl Enricher {
             market: TtlCache::new(
                 CacheConfig::default().market_data_ttl,
                 CacheConfig::default().products,
+            ),
+            bulk: bulk::BulkOrders::new(
+                crate::config::StockxSettings::default().bulk_orders_threshold,
             ),
         }
     }
@@ -206,16 +219,12 @@ impl Enricher {
         let Some(row) = sales::load_order(&self.pool, order_id).await? else {
             return Ok(gone("order"));
         };
-        let mut report = JobReport::default();
-        let mut findings = validate::check_sale(&row.facts);
-        let mut checked: Vec<Rule> = validate::SALE_RULES.to_vec();
-
         // StockX first, with no transaction open: the call may wait for the rate limiter, a
         // Retry-After or a slow answer, and a connection idle in transaction meanwhile would
         // hold locks and a pool slot, and turn a killed connection into a retry of work done.
         let answer = match &self.stockx {
             None => None,
-            Some(client) => match client.order(&row.order_number).await {
+            Some(client) => match self.find_order(client, &row).await {
                 Ok(answer) => {
                     self.clear_blocked();
                     Some(answer)
@@ -226,12 +235,37 @@ impl Enricher {
                 }
             },
         };
+        retry_on_lock_conflict(|| self.write_order(&row, answer.as_ref())).await
+    }
 
+    /// The order as StockX knows it (None: StockX does not know it): from the seller's order
+    /// lists while a backlog is reconciled in bulk ([`bulk`]), else by one call.
+    async fn find_order(
+        &self,
+        client: &StockxClient,
+        row: &sales::OrderRow,
+    ) -> Result<Option<DetailedOrder>, StockxError> {
+        if let Some(found) = self.bulk.find(client, &self.pool, row).await? {
+            return Ok(Some(found));
+        }
+        client.order(&row.order_number).await
+    }
+
+    /// Writes what StockX said of the order (`None`: StockX was not asked) and the findings,
+    /// in one transaction.
+    async fn write_order(
+        &self,
+        row: &sales::OrderRow,
+        answer: Option<&Option<DetailedOrder>>,
+    ) -> Result<JobReport, EnrichError> {
+        let mut report = JobReport::default();
+        let mut findings = validate::check_sale(&row.facts);
+        let mut checked: Vec<Rule> = validate::SALE_RULES.to_vec();
         let mut tx = self.pool.begin().await?;
         match answer {
             None => report.outcome = "validated".into(),
             Some(Some(order)) => {
-                store_order(&mut tx, &row, &order, &mut report).await?;
+                store_order(&mut tx, row, order, &mut report).await?;
                 if let Some(payout) = &order.payout {
                     if let (Some(amount), Some(currency)) =
                         (payout.total_payout, payout.currency_code.as_deref())
@@ -248,7 +282,7 @@ impl Enricher {
                 report.outcome = "enriched".into();
             }
             Some(None) => {
-                sales::mark_order_not_found(&mut tx, order_id).await?;
+                sales::mark_order_not_found(&mut tx, row.id).await?;
                 report
                     .changes
                     .push("StockX does not know this order".into());
@@ -257,7 +291,7 @@ impl Enricher {
         }
         let subject = Subject {
             entity_type: "order",
-            entity_id: order_id,
+            entity_id: row.id,
             order_number: Some(&row.order_number),
         };
         let new = record_findings(&mut tx, subject, &checked, &findings).await?;
@@ -335,13 +369,32 @@ impl Enricher {
             }
         }
 
+        let found = InventoryFindings {
+            variant_id,
+            market,
+            checked: inventory_checked,
+            findings: inventory_findings,
+        };
+        retry_on_lock_conflict(|| self.write_inventory(&item, inventory_id, &found, report.clone()))
+            .await
+    }
+
+    /// Writes what StockX said of an inventory item and the findings (its own and its order's),
+    /// in one transaction.
+    async fn write_inventory(
+        &self,
+        item: &InventoryRow,
+        inventory_id: Uuid,
+        found: &InventoryFindings,
+        mut report: JobReport,
+    ) -> Result<JobReport, EnrichError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(variant_id) = &variant_id {
+        if let Some(variant_id) = &found.variant_id {
             let changed =
                 sales::set_variant_id(&mut tx, inventory_id, variant_id, VariantWrite::Replace)
                     .await?;
             report.note_id(changed, "stockx_variant_id", variant_id);
-            if let Some((product_id, data)) = &market {
+            if let Some((product_id, data)) = &found.market {
                 if let Some(md) = data.iter().find(|m| &m.variant_id == variant_id) {
                     sales::store_market_data(
                         &mut tx,
@@ -365,9 +418,8 @@ impl Enricher {
             entity_id: inventory_id,
             order_number: item.order_number.as_deref(),
         };
-        let mut new =
-            record_findings(&mut tx, subject, &inventory_checked, &inventory_findings).await?;
-        let mut all_findings = inventory_findings;
+        let mut new = record_findings(&mut tx, subject, &found.checked, &found.findings).await?;
+        let mut all_findings = found.findings.clone();
         // The purchase price and date are part of the sale's rules: check the order again.
         if let Some(order) = sales::load_order_for_inventory(&mut tx, inventory_id).await? {
             let findings = validate::check_sale(&order.facts);
@@ -512,6 +564,49 @@ impl JobHandler for Enricher {
     }
 }
 
+/// What the StockX calls of an inventory job found, for its write (which may run twice).
+struct InventoryFindings {
+    variant_id: Option<String>,
+    market: Option<(String, Arc<Vec<MarketData>>)>,
+    checked: Vec<Rule>,
+    findings: Vec<Finding>,
+}
+
+/// Write attempts of one job after a deadlock or a serialization failure.
+const LOCK_CONFLICT_RETRIES: u32 = 5;
+
+/// Runs a job's write again when PostgreSQL chose it as a deadlock's victim (or refused it as
+/// a serialization failure). Jobs of one product write overlapping rows through the entry
+/// table's refresh triggers (the product's name fans out to every sale of it), so concurrent
+/// jobs can meet in a lock cycle. Retrying here, with StockX's answer in hand, costs no second
+/// call; failing the job instead would ask StockX again on its next attempt.
+async fn retry_on_lock_conflict<F, Fut>(mut write: F) -> Result<JobReport, EnrichError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<JobReport, EnrichError>>,
+{
+    let mut conflicts = 0;
+    loop {
+        match write().await {
+            Err(EnrichError::Db(e))
+                if is_lock_conflict(&e) && conflicts < LOCK_CONFLICT_RETRIES =>
+            {
+                conflicts += 1;
+                tracing::debug!(error = %e, conflicts, "write lost a lock conflict; writing again");
+                // A short, growing pause lets the other transaction finish first.
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(conflicts))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A deadlock victim (40P01) or a serialization failure (40001): the same write succeeds
+/// when run again.
+fn is_lock_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
 /// How the queue treats a job's error: wait without spending an attempt, retry, or give up.
 fn job_result(error: EnrichError) -> JobResult {
     if error.postpones() {
@@ -560,16 +655,9 @@ async fn store_order(
     order: &stockx::DetailedOrder,
     report: &mut JobReport,
 ) -> Result<(), sqlx::Error> {
-    sales::store_stockx_order(conn, row.id, order).await?;
-    let payout = order.payout.as_ref();
-    report.changes.push(format!(
-        "StockX status {}, payout {} {}",
-        order.status,
-        show(payout.and_then(|p| p.total_payout)),
-        payout
-            .and_then(|p| p.currency_code.clone())
-            .unwrap_or_default()
-    ));
+    // The product row first: its name fans out to the entry row of every sale of the
+    // product, so taking it before this sale's own rows keeps concurrent jobs of one product
+    // from locking in opposite orders.
     if let Some(product) = &order.product {
         let filled = sales::fill_product_id(
             conn,
@@ -580,6 +668,16 @@ async fn store_order(
         .await?;
         report.note_id(filled, "stockx_product_id", &product.product_id);
     }
+    sales::store_stockx_order(conn, row.id, order).await?;
+    let payout = order.payout.as_ref();
+    report.changes.push(format!(
+        "StockX status {}, payout {} {}",
+        order.status,
+        show(payout.and_then(|p| p.total_payout)),
+        payout
+            .and_then(|p| p.currency_code.clone())
+            .unwrap_or_default()
+    ));
     if let Some(variant) = &order.variant {
         let filled = sales::set_variant_id(
             conn,

@@ -2,6 +2,7 @@
 //! with the facts the sale rules need, written with what StockX says about them.
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
+use time::Date;
 use uuid::Uuid;
 
 use crate::stockx::DetailedOrder;
@@ -239,6 +240,17 @@ pub async fn mark_order_failed(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// The distinct sale days of these orders (those this program can read).
+pub async fn order_sale_dates(pool: &PgPool, order_ids: &[Uuid]) -> Result<Vec<Date>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT sold_at FROM platforms.stockx_orders
+         WHERE id = ANY($1) AND isfinite(sold_at) AND sold_at < DATE '10000-01-01'",
+    )
+    .bind(order_ids)
+    .fetch_all(pool)
+    .await
 }
 
 /// Orders still `pending` more than 24 hours after they were recorded (a gauge).

@@ -399,11 +399,29 @@ pub struct GeneratedSale {
     /// StockX's payout (the seller recorded it as the net proceeds).
     pub payout: Decimal,
     pub currency: &'static str,
-    /// `YYYY-MM-DD`.
-    pub sold_at: String,
+    pub sold_at: time::Date,
     /// StockX's status: `COMPLETED` (listed in the history) or, for every 50th, `PAYOUTPENDING`
     /// (still listed among the active orders).
     pub status: &'static str,
+}
+
+impl GeneratedSale {
+    /// The sale as the seller enters it: net proceeds equal to StockX's payout (so the payout
+    /// check passes), bought 20 days before the sale for 30 less than it sold for.
+    pub fn entry(&self) -> crate::sales::SaleEntry<'_> {
+        crate::sales::SaleEntry {
+            order_number: &self.order_number,
+            sku: self.sku,
+            size: self.size,
+            supplier: "Bulk Supplier",
+            purchase_price: self.sale_price - Decimal::from(30),
+            purchase_date: Some(self.sold_at - time::Duration::days(20)),
+            sale_price: Some(self.sale_price),
+            net_proceeds: self.payout,
+            profit: None,
+            sold_at: self.sold_at,
+        }
+    }
 }
 
 /// `count` sales over the first `skus` bundled products (1 to all), sold over the two years up
@@ -434,7 +452,7 @@ pub fn generated_sales(count: usize, skus: usize) -> Vec<GeneratedSale> {
                 sale_price: price,
                 payout: payout(price).0,
                 currency: "EUR",
-                sold_at: sold.to_string(),
+                sold_at: sold,
                 status,
             }
         })

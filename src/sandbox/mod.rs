@@ -226,13 +226,14 @@ impl SandboxHandle {
     pub fn add_generated(&self, sales: &[GeneratedSale]) {
         let mut orders = self.shared.orders.lock().expect("lock");
         for sale in sales {
+            let sold_at = sale.sold_at.to_string();
             let facts = catalog::OrderFacts {
                 order_number: &sale.order_number,
                 sku: sale.sku,
                 size: sale.size,
                 sale_price: sale.sale_price,
                 currency: sale.currency,
-                sold_at: &sale.sold_at,
+                sold_at: &sold_at,
                 status: sale.status,
             };
             if let Some(order) = self.shared.catalog.order_json(&facts) {
@@ -604,7 +605,13 @@ async fn order(
 
 /// Statuses of orders that are over: these are listed in the history, every other status
 /// among the active orders.
-const HISTORY_STATUSES: &[&str] = &["AUTHFAILED", "DIDNOTSHIP", "CANCELED", "COMPLETED", "RETURNED"];
+const HISTORY_STATUSES: &[&str] = &[
+    "AUTHFAILED",
+    "DIDNOTSHIP",
+    "CANCELED",
+    "COMPLETED",
+    "RETURNED",
+];
 
 async fn orders_history(
     State(shared): State<Arc<Shared>>,
@@ -624,7 +631,10 @@ async fn orders_history(
     let (from, to) = match (date("fromDate"), date("toDate")) {
         (Ok(from), Ok(to)) => (from, to),
         (Err(key), _) | (_, Err(key)) => {
-            return error(StatusCode::BAD_REQUEST, &format!("{key} must be YYYY-MM-DD"))
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("{key} must be YYYY-MM-DD"),
+            )
         }
     };
     let status = q.get("orderStatus").cloned();
@@ -651,8 +661,7 @@ async fn orders_active(
     let status = q.get("orderStatus").cloned();
     list_orders(&shared, &q, malformed, |order| {
         let status_now = order["status"].as_str().unwrap_or_default();
-        !HISTORY_STATUSES.contains(&status_now)
-            && status.as_deref().is_none_or(|s| s == status_now)
+        !HISTORY_STATUSES.contains(&status_now) && status.as_deref().is_none_or(|s| s == status_now)
     })
 }
 
@@ -667,9 +676,9 @@ fn list_orders(
     let number = |key: &str, default: usize| -> Result<usize, Response> {
         match q.get(key) {
             None => Ok(default),
-            Some(v) => v.parse::<usize>().map_err(|_| {
-                error(StatusCode::BAD_REQUEST, &format!("{key} must be a number"))
-            }),
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| error(StatusCode::BAD_REQUEST, &format!("{key} must be a number"))),
         }
     };
     let (page, size) = match (number("pageNumber", 1), number("pageSize", 10)) {
