@@ -78,6 +78,8 @@ struct Window {
     /// Held by the job fetching the next page; the number of that page.
     next_page: tokio::sync::Mutex<u32>,
     orders: Mutex<HashMap<String, Arc<DetailedOrder>>>,
+    /// Pages in all, from the first page's `count`.
+    pages: Mutex<Option<u64>>,
     complete: AtomicBool,
     /// When its last page was fetched (or it was planned).
     touched: Mutex<Instant>,
@@ -89,6 +91,7 @@ impl Window {
             source,
             next_page: tokio::sync::Mutex::new(1),
             orders: Mutex::new(HashMap::new()),
+            pages: Mutex::new(None),
             complete: AtomicBool::new(false),
             touched: Mutex::new(Instant::now()),
         })
@@ -110,8 +113,17 @@ impl Window {
         matches!(self.source, Source::History { from, to } if from <= date && date <= to)
     }
 
+    /// Pages not fetched yet, when the first page said how many orders there are.
+    fn pages_left(&self, next_page: u32) -> Option<u64> {
+        let pages = (*self.pages.lock().expect("lock"))?;
+        Some(pages.saturating_sub(u64::from(next_page) - 1))
+    }
+
     fn add(&self, page: OrderPage) {
         let last = !page.has_next_page.unwrap_or(false) || page.orders.is_empty();
+        if let (Some(count), Some(size)) = (page.count, page.page_size.filter(|s| *s > 0)) {
+            *self.pages.lock().expect("lock") = Some(count.div_ceil(size));
+        }
         let mut orders = self.orders.lock().expect("lock");
         for listed in page.orders {
             orders.insert(listed.order.order_number.clone(), Arc::new(listed.order));
@@ -123,19 +135,21 @@ impl Window {
         }
     }
 
-    /// The order, fetching pages until one holds it or the list ends (`paging` false: only
-    /// what is already fetched).
+    /// The order, fetching pages until one holds it or the list ends. Without a `backlog`,
+    /// pages are fetched only while the pages left are no more than the `open` order jobs
+    /// (each would otherwise cost a call of its own); else only what is fetched is read.
     async fn find(
         &self,
         client: &StockxClient,
         order_number: &str,
-        paging: bool,
+        backlog: bool,
+        open: i64,
     ) -> Result<Option<Arc<DetailedOrder>>, StockxError> {
         loop {
             if let Some(order) = self.get(order_number) {
                 return Ok(Some(order));
             }
-            if self.is_complete() || !paging {
+            if self.is_complete() {
                 return Ok(None);
             }
             let mut next_page = self.next_page.lock().await;
@@ -143,7 +157,11 @@ impl Window {
             if let Some(order) = self.get(order_number) {
                 return Ok(Some(order));
             }
-            if self.is_complete() {
+            let worth_it = backlog
+                || self
+                    .pages_left(*next_page)
+                    .is_some_and(|left| left <= open.max(0) as u64);
+            if self.is_complete() || !worth_it {
                 return Ok(None);
             }
             let page = match self.source {
@@ -183,27 +201,28 @@ impl BulkOrders {
             return Ok(None);
         }
         let date = row.facts.sold_at;
-        let backlog = self.has_backlog(pool).await?;
+        let open = self.open_order_jobs(pool).await?;
+        let backlog = open >= self.threshold as i64;
         let window = match self.covering(date) {
             Some(window) => Some(window),
             None if backlog => Some(self.plan(pool, date).await?),
             None => None,
         };
         if let Some(window) = window {
-            if let Some(order) = window.find(client, &row.order_number, backlog).await? {
+            if let Some(order) = window.find(client, &row.order_number, backlog, open).await? {
                 return Ok(Some((*order).clone()));
             }
         }
         if let Some(active) = self.active(backlog) {
-            if let Some(order) = active.find(client, &row.order_number, backlog).await? {
+            if let Some(order) = active.find(client, &row.order_number, backlog, open).await? {
                 return Ok(Some((*order).clone()));
             }
         }
         Ok(None)
     }
 
-    /// Whether enough order jobs wait for the lists to pay (counted at most once a second).
-    async fn has_backlog(&self, pool: &PgPool) -> Result<bool, StockxError> {
+    /// Order jobs waiting or running (counted at most once a second).
+    async fn open_order_jobs(&self, pool: &PgPool) -> Result<i64, StockxError> {
         let now = Instant::now();
         let cached = *self.backlog.lock().expect("lock");
         let waiting = match cached {
@@ -216,7 +235,7 @@ impl BulkOrders {
                 n
             }
         };
-        Ok(waiting >= self.threshold as i64)
+        Ok(waiting)
     }
 
     /// A live window holding `date`; expired windows are dropped on the way.

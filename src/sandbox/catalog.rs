@@ -424,10 +424,10 @@ impl GeneratedSale {
     }
 }
 
-/// `count` sales over the first `skus` bundled products (1 to all), sold over the two years up
-/// to 2026-10-31, in an order that is not the order of their dates (as a Notion export is).
+/// `count` sales over the first `skus` bundled products (1 to all), sold over the `days` days
+/// up to 2026-10-31, in an order that is not the order of their dates (as a Notion export is).
 /// Deterministic: the same arguments give the same sales.
-pub fn generated_sales(count: usize, skus: usize) -> Vec<GeneratedSale> {
+pub fn generated_sales(count: usize, skus: usize, days: u32) -> Vec<GeneratedSale> {
     let skus = skus.clamp(1, SNEAKERS.len());
     let last = time::macros::date!(2026 - 10 - 31);
     // Sizes that every bundled product has.
@@ -436,7 +436,7 @@ pub fn generated_sales(count: usize, skus: usize) -> Vec<GeneratedSale> {
         .map(|i| {
             // A multiplicative hash spreads the dates over the days without a random source.
             let mix = (i as u64).wrapping_mul(2_654_435_761) % 4_294_967_291;
-            let days_back = (mix % 730) as i64;
+            let days_back = (mix % u64::from(days.max(1))) as i64;
             let sold = last - time::Duration::days(days_back);
             let s = &SNEAKERS[i % skus];
             let price = Decimal::from(s.ask_eur) + Decimal::from((mix % 60) as i64);
