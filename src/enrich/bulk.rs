@@ -221,7 +221,7 @@ impl BulkOrders {
         Ok(None)
     }
 
-    /// Order jobs waiting or running (counted at most once a second).
+    /// Order jobs waiting or running (a backlog is counted at most once a second).
     async fn open_order_jobs(&self, pool: &PgPool) -> Result<i64, StockxError> {
         let now = Instant::now();
         let cached = *self.backlog.lock().expect("lock");
@@ -231,7 +231,10 @@ impl BulkOrders {
                 let n = queue::count_open_jobs_of_kind(pool, JobKind::Order)
                     .await
                     .map_err(internal)?;
-                *self.backlog.lock().expect("lock") = Some((now, n));
+                // Only a backlog is worth not counting again; a few jobs are counted each
+                // time, so that a new sale after a backlog is not taken for part of it.
+                *self.backlog.lock().expect("lock") =
+                    (n >= self.threshold as i64).then_some((now, n));
                 n
             }
         };

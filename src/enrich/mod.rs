@@ -655,9 +655,12 @@ async fn store_order(
     order: &stockx::DetailedOrder,
     report: &mut JobReport,
 ) -> Result<(), sqlx::Error> {
-    // The product row first: its name fans out to the entry row of every sale of the
-    // product, so taking it before this sale's own rows keeps concurrent jobs of one product
-    // from locking in opposite orders.
+    // Rows in the order every job takes them, so that concurrent jobs never wait on each other
+    // in a cycle: the product (its name fans out to the entry row of every sale of it), then
+    // the inventory item (the inventory job of the same sale, often running at the same time,
+    // writes it before the entry row), and only then the order, whose triggers lock the
+    // sale's entry row.
+    let mut product_note = None;
     if let Some(product) = &order.product {
         let filled = sales::fill_product_id(
             conn,
@@ -666,7 +669,18 @@ async fn store_order(
             product.product_name.as_deref(),
         )
         .await?;
-        report.note_id(filled, "stockx_product_id", &product.product_id);
+        product_note = Some((filled, product.product_id.as_str()));
+    }
+    let mut variant_note = None;
+    if let Some(variant) = &order.variant {
+        let filled = sales::set_variant_id(
+            conn,
+            row.inventory_id,
+            &variant.variant_id,
+            VariantWrite::IfUnknown,
+        )
+        .await?;
+        variant_note = Some((filled, variant.variant_id.as_str()));
     }
     sales::store_stockx_order(conn, row.id, order).await?;
     let payout = order.payout.as_ref();
@@ -678,15 +692,11 @@ async fn store_order(
             .and_then(|p| p.currency_code.clone())
             .unwrap_or_default()
     ));
-    if let Some(variant) = &order.variant {
-        let filled = sales::set_variant_id(
-            conn,
-            row.inventory_id,
-            &variant.variant_id,
-            VariantWrite::IfUnknown,
-        )
-        .await?;
-        report.note_id(filled, "stockx_variant_id", &variant.variant_id);
+    if let Some((filled, id)) = product_note {
+        report.note_id(filled, "stockx_product_id", id);
+    }
+    if let Some((filled, id)) = variant_note {
+        report.note_id(filled, "stockx_variant_id", id);
     }
     Ok(())
 }

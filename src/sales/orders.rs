@@ -253,6 +253,35 @@ pub async fn order_sale_dates(pool: &PgPool, order_ids: &[Uuid]) -> Result<Vec<D
     .await
 }
 
+/// Orders per enrichment status.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct EnrichmentCount {
+    pub status: String,
+    pub orders: i64,
+}
+
+pub async fn count_orders_by_enrichment(pool: &PgPool) -> Result<Vec<EnrichmentCount>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT enrichment_status AS status, count(*) AS orders FROM platforms.stockx_orders
+         GROUP BY enrichment_status ORDER BY enrichment_status",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The enrichment status of the order with this number, if recorded.
+pub async fn order_enrichment_status(
+    pool: &PgPool,
+    order_number: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT enrichment_status FROM platforms.stockx_orders WHERE stockx_order_number = $1",
+    )
+    .bind(order_number)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Orders still `pending` more than 24 hours after they were recorded (a gauge).
 pub async fn count_orders_pending_over_24h(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(concat!(
