@@ -590,10 +590,7 @@ pub async fn run_stockx_bench(
     }
     let enter_seconds = entering.elapsed().as_secs_f64();
 
-    let unfinished: Vec<JobState> = JobState::ALL
-        .into_iter()
-        .filter(|s| s.is_open())
-        .collect();
+    let unfinished: Vec<JobState> = JobState::ALL.into_iter().filter(|s| s.is_open()).collect();
     let shutdown = CancellationToken::new();
     let app = App::build(&settings, pool.clone()).await?;
     let start = Instant::now();

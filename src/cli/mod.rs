@@ -439,8 +439,7 @@ async fn run_command(
                 let options = bench::StockxBenchOptions {
                     sales: *sales,
                     skus: *skus,
-                    requests_per_second: stockx_rps
-                        .unwrap_or(settings.stockx.requests_per_second),
+                    requests_per_second: stockx_rps.unwrap_or(settings.stockx.requests_per_second),
                 };
                 bench::run_stockx(settings, database, &options, *json).await?;
                 return Ok(ExitCode::SUCCESS);

@@ -7,8 +7,10 @@
 //! claims and leases are untouched):
 //!
 //! 1. **Backlog?** At least `stockx.bulk_orders_threshold` order jobs waiting or running
-//!    (counted at most once a second). Below it, a job only reads what lists already fetched
-//!    (a single new sale costs its one order call, as before).
+//!    (a backlog is counted at most once a second). Below it, a job reads what the lists
+//!    already fetched, and fetches more of a list only while the pages left are no more than
+//!    the open order jobs (the tail of a backlog); a single new sale costs its one order call,
+//!    as before.
 //! 2. **Window.** The history is read in date windows (the order's creation day, which is the
 //!    sale's day give or take the time zone, so windows are padded by a day). The first job
 //!    that finds no window for its date plans them from the sale dates of every waiting order
@@ -33,7 +35,7 @@
 //! each page their own windows (see ARCHITECTURE.md for why that is accepted).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,8 @@ pub const WINDOW_TTL: Duration = Duration::from_secs(600);
 /// Days without sales that still do not split a window: paging across a short gap costs less
 /// than the partly filled last page of one more window.
 pub const MAX_GAP_DAYS: i64 = 2;
+/// The longest a job is deferred while another one reads a list.
+const MAX_WAIT: Duration = Duration::from_secs(60);
 /// How long a count of the waiting order jobs is trusted.
 const BACKLOG_RECOUNT: Duration = Duration::from_secs(1);
 
@@ -56,6 +60,8 @@ const BACKLOG_RECOUNT: Duration = Duration::from_secs(1);
 pub struct BulkOrders {
     /// Order jobs waiting or running from which jobs use the lists; 0: never.
     threshold: usize,
+    /// The client's rate, to tell a deferred job when the pages should be there.
+    rate: f64,
     windows: Mutex<Vec<Arc<Window>>>,
     active: Mutex<Option<Arc<Window>>>,
     /// One job plans windows at a time (the others then find them).
@@ -75,8 +81,10 @@ pub enum Source {
 /// One list, paged on demand.
 struct Window {
     source: Source,
-    /// Held by the job fetching the next page; the number of that page.
-    next_page: tokio::sync::Mutex<u32>,
+    /// Held by the job fetching the pages.
+    pager: tokio::sync::Mutex<()>,
+    /// Pages fetched so far (the next one is this plus one).
+    fetched: AtomicU32,
     orders: Mutex<HashMap<String, Arc<DetailedOrder>>>,
     /// Pages in all, from the first page's `count`.
     pages: Mutex<Option<u64>>,
@@ -89,7 +97,8 @@ impl Window {
     fn new(source: Source) -> Arc<Window> {
         Arc::new(Window {
             source,
-            next_page: tokio::sync::Mutex::new(1),
+            pager: tokio::sync::Mutex::new(()),
+            fetched: AtomicU32::new(0),
             orders: Mutex::new(HashMap::new()),
             pages: Mutex::new(None),
             complete: AtomicBool::new(false),
@@ -114,9 +123,9 @@ impl Window {
     }
 
     /// Pages not fetched yet, when the first page said how many orders there are.
-    fn pages_left(&self, next_page: u32) -> Option<u64> {
+    fn pages_left(&self) -> Option<u64> {
         let pages = (*self.pages.lock().expect("lock"))?;
-        Some(pages.saturating_sub(u64::from(next_page) - 1))
+        Some(pages.saturating_sub(u64::from(self.fetched.load(Ordering::Acquire))))
     }
 
     fn add(&self, page: OrderPage) {
@@ -135,53 +144,89 @@ impl Window {
         }
     }
 
-    /// The order, fetching pages until one holds it or the list ends. Without a `backlog`,
-    /// pages are fetched only while the pages left are no more than the `open` order jobs
-    /// (each would otherwise cost a call of its own); else only what is fetched is read.
+    /// The order from this list. The job that finds nobody paging becomes the pager and
+    /// fetches the list to its end (every page serves the jobs whose orders it holds); a job
+    /// that finds another one paging is told to come back when the pages left should be
+    /// fetched, so that it does not hold a worker slot meanwhile. Without a `backlog`, pages
+    /// are fetched only while the pages left are no more than the `open` order jobs (each
+    /// would otherwise cost a call of its own); else only what is fetched is read.
     async fn find(
         &self,
         client: &StockxClient,
         order_number: &str,
         backlog: bool,
         open: i64,
-    ) -> Result<Option<Arc<DetailedOrder>>, StockxError> {
+        rate: f64,
+    ) -> Result<Lookup, StockxError> {
+        if let Some(order) = self.get(order_number) {
+            return Ok(Lookup::Found(order));
+        }
+        if self.is_complete() {
+            return Ok(Lookup::Absent);
+        }
+        let worth_it = backlog
+            || self
+                .pages_left()
+                .is_some_and(|left| left <= open.max(0) as u64);
+        if !worth_it {
+            return Ok(Lookup::Absent);
+        }
+        let Ok(_pager) = self.pager.try_lock() else {
+            return Ok(Lookup::Wait(self.time_left(rate)));
+        };
         loop {
-            if let Some(order) = self.get(order_number) {
-                return Ok(Some(order));
-            }
+            // Checked under the pager's lock: the previous pager may have just finished.
             if self.is_complete() {
-                return Ok(None);
+                break;
             }
-            let mut next_page = self.next_page.lock().await;
-            // Another job may have fetched the page holding it while this one waited.
-            if let Some(order) = self.get(order_number) {
-                return Ok(Some(order));
-            }
-            let worth_it = backlog
-                || self
-                    .pages_left(*next_page)
-                    .is_some_and(|left| left <= open.max(0) as u64);
-            if self.is_complete() || !worth_it {
-                return Ok(None);
-            }
+            let next = self.fetched.load(Ordering::Acquire) + 1;
             let page = match self.source {
-                Source::History { from, to } => {
-                    client.orders_history(from, to, *next_page, None).await?
-                }
-                Source::Active => client.orders_active(*next_page).await?,
+                Source::History { from, to } => client.orders_history(from, to, next, None).await?,
+                Source::Active => client.orders_active(next).await?,
             };
-            tracing::debug!(source = ?self.source, page = *next_page, orders = page.orders.len(),
+            tracing::debug!(source = ?self.source, page = next, orders = page.orders.len(),
                             "order list page");
             self.add(page);
-            *next_page += 1;
+            self.fetched.store(next, Ordering::Release);
         }
+        Ok(match self.get(order_number) {
+            Some(order) => Lookup::Found(order),
+            None => Lookup::Absent,
+        })
+    }
+
+    /// When the pager should be done: the pages left at `rate`, plus a second.
+    fn time_left(&self, rate: f64) -> Duration {
+        let pages = self.pages_left().unwrap_or(1) as f64;
+        let seconds = pages / rate.max(0.01) + 1.0;
+        Duration::from_secs_f64(seconds.min(MAX_WAIT.as_secs_f64()))
     }
 }
 
+/// What a list says of an order.
+enum Lookup {
+    Found(Arc<DetailedOrder>),
+    Absent,
+    /// Another job is reading the list: come back after this.
+    Wait(Duration),
+}
+
+/// What the lists say of an order, for its job.
+#[derive(Debug)]
+pub enum BulkAnswer {
+    Found(Box<DetailedOrder>),
+    /// Not in the lists (or no backlog): ask for it by its number.
+    AskAlone,
+    /// Another job is reading the list that should hold it: run again after this, without
+    /// spending an attempt.
+    Wait(Duration),
+}
+
 impl BulkOrders {
-    pub fn new(threshold: usize) -> BulkOrders {
+    pub fn new(threshold: usize, requests_per_second: f64) -> BulkOrders {
         BulkOrders {
             threshold,
+            rate: requests_per_second,
             windows: Mutex::new(Vec::new()),
             active: Mutex::new(None),
             planning: tokio::sync::Mutex::new(()),
@@ -189,16 +234,16 @@ impl BulkOrders {
         }
     }
 
-    /// The order from the lists, or None when the caller should ask for it by number (no
-    /// backlog and no list fetched holds it, or the lists do not hold it).
+    /// What the lists say of the order: found, ask for it alone (no backlog, or the lists do
+    /// not hold it), or wait for the job reading its list.
     pub async fn find(
         &self,
         client: &StockxClient,
         pool: &PgPool,
         row: &OrderRow,
-    ) -> Result<Option<DetailedOrder>, StockxError> {
+    ) -> Result<BulkAnswer, StockxError> {
         if self.threshold == 0 {
-            return Ok(None);
+            return Ok(BulkAnswer::AskAlone);
         }
         let date = row.facts.sold_at;
         let open = self.open_order_jobs(pool).await?;
@@ -208,17 +253,18 @@ impl BulkOrders {
             None if backlog => Some(self.plan(pool, date).await?),
             None => None,
         };
-        if let Some(window) = window {
-            if let Some(order) = window.find(client, &row.order_number, backlog, open).await? {
-                return Ok(Some((*order).clone()));
+        let lists = window.into_iter().chain(self.active(backlog));
+        for list in lists {
+            match list
+                .find(client, &row.order_number, backlog, open, self.rate)
+                .await?
+            {
+                Lookup::Found(order) => return Ok(BulkAnswer::Found(Box::new((*order).clone()))),
+                Lookup::Wait(delay) => return Ok(BulkAnswer::Wait(delay)),
+                Lookup::Absent => {}
             }
         }
-        if let Some(active) = self.active(backlog) {
-            if let Some(order) = active.find(client, &row.order_number, backlog, open).await? {
-                return Ok(Some((*order).clone()));
-            }
-        }
-        Ok(None)
+        Ok(BulkAnswer::AskAlone)
     }
 
     /// Order jobs waiting or running (a backlog is counted at most once a second).

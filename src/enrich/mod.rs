@@ -85,6 +85,9 @@ pub enum EnrichError {
     Db(#[from] sqlx::Error),
     #[error("the job panicked: {0}")]
     Panic(String),
+    /// Another job is reading the order list that should hold this order.
+    #[error("another job is reading the StockX order list that should hold this order; next look in {} s", .delay.as_secs())]
+    WaitForList { delay: Duration },
 }
 
 impl EnrichError {
@@ -92,6 +95,7 @@ impl EnrichError {
     /// block, or 429s that outlasted the client's own retries. The job waits; it did not fail.
     pub fn postpones(&self) -> bool {
         match self {
+            EnrichError::WaitForList { .. } => true,
             EnrichError::Stockx(e) => {
                 e.is_credentials_refused()
                     || e.is_blocked()
@@ -107,6 +111,7 @@ impl EnrichError {
             EnrichError::Stockx(e) => e.is_transient(),
             EnrichError::Db(e) => !is_data_error(e),
             EnrichError::Panic(_) => false,
+            EnrichError::WaitForList { .. } => true,
         }
     }
 
@@ -119,7 +124,9 @@ impl EnrichError {
         }
         match self {
             EnrichError::Stockx(_) => last_attempt || !self.is_transient(),
-            EnrichError::Db(_) | EnrichError::Panic(_) => !self.is_transient(),
+            EnrichError::Db(_) | EnrichError::Panic(_) | EnrichError::WaitForList { .. } => {
+                !self.is_transient()
+            }
         }
     }
 }
@@ -149,7 +156,11 @@ impl Enricher {
 
     /// From how many open order jobs orders are read from the seller's lists (0: never).
     pub fn with_bulk_orders_threshold(mut self, threshold: usize) -> Enricher {
-        self.bulk = bulk::BulkOrders::new(threshold);
+        let rate = self
+            .stockx
+            .as_ref()
+            .map_or(1.0, StockxClient::requests_per_second);
+        self.bulk = bulk::BulkOrders::new(threshold, rate);
         self
     }
 
@@ -181,6 +192,7 @@ impl Enricher {
             ),
             bulk: bulk::BulkOrders::new(
                 crate::config::StockxSettings::default().bulk_orders_threshold,
+                crate::config::StockxSettings::default().requests_per_second,
             ),
         }
     }
@@ -224,7 +236,7 @@ impl Enricher {
         // hold locks and a pool slot, and turn a killed connection into a retry of work done.
         let answer = match &self.stockx {
             None => None,
-            Some(client) => match self.find_order(client, &row).await {
+            Some(client) => match self.find_order(client, &row).await? {
                 Ok(answer) => {
                     self.clear_blocked();
                     Some(answer)
@@ -239,16 +251,19 @@ impl Enricher {
     }
 
     /// The order as StockX knows it (None: StockX does not know it): from the seller's order
-    /// lists while a backlog is reconciled in bulk ([`bulk`]), else by one call.
+    /// lists while a backlog is reconciled in bulk ([`bulk`]), else by one call. The outer
+    /// error defers the job while another job reads the list that should hold its order.
     async fn find_order(
         &self,
         client: &StockxClient,
         row: &sales::OrderRow,
-    ) -> Result<Option<DetailedOrder>, StockxError> {
-        if let Some(found) = self.bulk.find(client, &self.pool, row).await? {
-            return Ok(Some(found));
-        }
-        client.order(&row.order_number).await
+    ) -> Result<Result<Option<DetailedOrder>, StockxError>, EnrichError> {
+        Ok(match self.bulk.find(client, &self.pool, row).await {
+            Ok(bulk::BulkAnswer::Found(order)) => Ok(Some(*order)),
+            Ok(bulk::BulkAnswer::Wait(delay)) => return Err(EnrichError::WaitForList { delay }),
+            Ok(bulk::BulkAnswer::AskAlone) => client.order(&row.order_number).await,
+            Err(e) => Err(e),
+        })
     }
 
     /// Writes what StockX said of the order (`None`: StockX was not asked) and the findings,
@@ -609,6 +624,12 @@ fn is_lock_conflict(e: &sqlx::Error) -> bool {
 
 /// How the queue treats a job's error: wait without spending an attempt, retry, or give up.
 fn job_result(error: EnrichError) -> JobResult {
+    if let EnrichError::WaitForList { delay } = error {
+        return JobResult::Deferred {
+            reason: error.to_string(),
+            delay,
+        };
+    }
     if error.postpones() {
         let delay = match &error {
             EnrichError::Stockx(e) if e.is_credentials_refused() => CREDENTIALS_BACKOFF,

@@ -260,7 +260,9 @@ pub struct EnrichmentCount {
     pub orders: i64,
 }
 
-pub async fn count_orders_by_enrichment(pool: &PgPool) -> Result<Vec<EnrichmentCount>, sqlx::Error> {
+pub async fn count_orders_by_enrichment(
+    pool: &PgPool,
+) -> Result<Vec<EnrichmentCount>, sqlx::Error> {
     sqlx::query_as(
         "SELECT enrichment_status AS status, count(*) AS orders FROM platforms.stockx_orders
          GROUP BY enrichment_status ORDER BY enrichment_status",

@@ -213,6 +213,11 @@ impl StockxClient {
         })
     }
 
+    /// The configured rate (the pace may be slower after 429s).
+    pub fn requests_per_second(&self) -> f64 {
+        self.inner.config.requests_per_second
+    }
+
     /// Sets the first cool-down after a bot-protection block (30 s unless set; each further
     /// block in a row doubles it, up to 30 min).
     pub fn set_block_backoff(&self, first: Duration) {

@@ -168,7 +168,11 @@ async fn orders_found_in_the_lists_are_written_exactly_as_by_the_single_order_pa
         "/catalog/products/{productId}/variants",
         "/catalog/products/{productId}/market-data",
     ] {
-        assert!(bulk.request_count(route) <= 3, "{route}: {}", bulk.request_count(route));
+        assert!(
+            bulk.request_count(route) <= 3,
+            "{route}: {}",
+            bulk.request_count(route)
+        );
     }
 
     let by_single = written(&single_db).await;
@@ -193,14 +197,20 @@ async fn orders_found_in_the_lists_are_written_exactly_as_by_the_single_order_pa
     assert_eq!(active, 5, "the active orders were found in the active list");
     let mismatches = by_bulk
         .iter()
-        .filter(|w| w.warnings.as_deref().is_some_and(|t| t.contains("payout_mismatch")))
+        .filter(|w| {
+            w.warnings
+                .as_deref()
+                .is_some_and(|t| t.contains("payout_mismatch"))
+        })
         .count();
     assert_eq!(mismatches, 3);
     assert!(by_bulk
         .iter()
         .filter(|w| w.enrichment_status == "enriched")
         .all(|w| w.stockx_total_payout.is_some()
-            && w.stockx_adjustments.as_deref().is_some_and(|a| a.contains("Transaction Fee"))
+            && w.stockx_adjustments
+                .as_deref()
+                .is_some_and(|a| a.contains("Transaction Fee"))
             && w.inventory_variant_id.is_some()));
 }
 
