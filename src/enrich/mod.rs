@@ -769,6 +769,21 @@ mod tests {
     }
 
     #[test]
+    fn waiting_for_an_order_list_defers_without_giving_up_on_the_order() {
+        let wait = EnrichError::WaitForList {
+            delay: Duration::from_secs(7),
+        };
+        assert!(wait.postpones() && !wait.gives_up_on_the_order(true));
+        match job_result(wait) {
+            JobResult::Deferred { delay, reason } => {
+                assert_eq!(delay, Duration::from_secs(7));
+                assert!(reason.contains("order list"), "{reason}");
+            }
+            other => panic!("expected a deferral, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn data_errors_and_panics_are_permanent_outages_are_not() {
         let decode = EnrichError::Db(sqlx::Error::ColumnDecode {
             index: "net_proceeds".into(),
