@@ -17,12 +17,13 @@
 //!    job: days with sales close together (gaps of at most [`MAX_GAP_DAYS`]) form one window,
 //!    so a dense history is one window paged once, and sparse sales do not page the months
 //!    between them. Windows already planned are never planned again while they live.
-//! 3. **Paging.** A window's pages are fetched one at a time by the jobs that wait for it,
-//!    whoever holds its lock: each fetched page serves every job whose order it holds, the
-//!    others wait for the next page. A failed page call fails only the job that made it (its
-//!    own StockX error: postponed on 429, retried later); the pages already fetched stay, and
-//!    the next waiting job goes on from the failed page. So no page is fetched twice, and
-//!    nothing is lost to a 429.
+//! 3. **Paging.** The first job that needs a window and finds nobody paging it fetches it to
+//!    the end; every page serves the jobs whose orders it holds. A job that finds another one
+//!    paging is deferred (back in the queue when the pages left should be there; no attempt
+//!    spent), so that it does not hold a worker slot meanwhile. A failed page call fails only
+//!    the pager's job (its own StockX error: postponed on 429, retried later); the pages
+//!    already fetched stay, and the next job that comes goes on from the failed page. So no
+//!    page is fetched twice, and nothing is lost to a 429.
 //! 4. **Misses.** An order that the whole window does not hold is looked up among the active
 //!    orders (listed the same way, once), and only then asked for by its number.
 //!
