@@ -90,6 +90,8 @@ struct Shared {
     /// Arrival of the requests the rate fault accepted during the last second.
     accepted_recently: Mutex<VecDeque<Instant>>,
     throttled: Mutex<u64>,
+    /// API requests answered 503 by the `server_error_every_nth` fault.
+    server_errors: Mutex<u64>,
 }
 
 /// A running sandbox; stops when dropped.
@@ -207,6 +209,11 @@ impl SandboxHandle {
             .collect()
     }
 
+    /// API requests answered 503 by the injected fault so far.
+    pub fn server_error_count(&self) -> u64 {
+        *self.shared.server_errors.lock().expect("lock")
+    }
+
     /// API requests answered 429 so far.
     pub fn throttled_count(&self) -> u64 {
         *self.shared.throttled.lock().expect("lock")
@@ -282,6 +289,7 @@ pub async fn spawn(addr: SocketAddr, options: SandboxOptions) -> std::io::Result
         api_requests: Mutex::new(0),
         accepted_recently: Mutex::new(VecDeque::new()),
         throttled: Mutex::new(0),
+        server_errors: Mutex::new(0),
     });
     let stop = CancellationToken::new();
     let app = router(shared.clone());
@@ -383,6 +391,7 @@ async fn gate(shared: &Shared, route: &str, headers: &HeaderMap) -> Result<bool,
         .server_error_every_nth
         .is_some_and(|k| k > 0 && n % k == 0)
     {
+        *shared.server_errors.lock().expect("lock") += 1;
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service Unavailable",

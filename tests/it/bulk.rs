@@ -257,3 +257,31 @@ async fn a_single_new_sale_costs_one_order_call_and_no_list() {
     assert_eq!(sandbox.request_count("/selling/orders/active"), 0);
     assert_eq!(written(&db).await[0].enrichment_status, "enriched");
 }
+
+/// A page call that fails (503) fails only the job that paged; the next job that comes for
+/// the window goes on from the failed page, and the pages fetched are not fetched again.
+#[tokio::test]
+async fn a_failed_page_is_taken_up_by_the_next_job_and_nothing_is_fetched_twice() {
+    let (sold, gone) = backlog(&[]);
+    let db = TestDb::new().await;
+    let faults = Faults {
+        server_error_every_nth: Some(4),
+        ..Faults::default()
+    };
+    let sandbox = enrich_backlog(&db, 20, faults, &sold, &gone).await;
+    let errors = sandbox.server_error_count() as usize;
+    assert!(errors > 0, "the sandbox answered 503s");
+    let history = sandbox.request_count("/selling/orders/history");
+    let active = sandbox.request_count("/selling/orders/active");
+    // 3 history pages and 1 active page, plus the calls that failed.
+    assert!(history + active >= 4 && history + active <= 4 + errors);
+    assert_eq!(sandbox.request_count("/selling/orders/{orderNumber}"), 0);
+    let rows = written(&db).await;
+    assert!(
+        rows.iter().all(|w| w.enrichment_status == "enriched"),
+        "{:?}",
+        rows.iter()
+            .filter(|w| w.enrichment_status != "enriched")
+            .collect::<Vec<_>>()
+    );
+}
