@@ -35,6 +35,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("STOCKX_REQUESTS_PER_SECOND", "stockx.requests_per_second"),
     ("STOCKX_DAILY_REQUEST_BUDGET", "stockx.daily_request_budget"),
     ("STOCKX_CURRENCY", "stockx.currency"),
+    (
+        "STOCKX_BULK_ORDERS_THRESHOLD",
+        "stockx.bulk_orders_threshold",
+    ),
     ("NOTION_API_URL", "notion.api_url"),
     ("NOTION_TOKEN", "notion.token"),
     ("NOTION_DATABASE_ID", "notion.database_id"),
@@ -99,6 +103,9 @@ pub struct StockxSettings {
     pub market_data_cache_secs: u64,
     /// Products kept in each of those caches (least recently used dropped first).
     pub cache_products: usize,
+    /// From this many order jobs waiting or running, order jobs read the seller's order
+    /// lists (100 orders per call) instead of one call per order; 0 turns it off.
+    pub bulk_orders_threshold: usize,
 }
 
 impl StockxSettings {
@@ -307,6 +314,7 @@ impl Default for StockxSettings {
             variant_recheck_secs: 300,
             market_data_cache_secs: 600,
             cache_products: 1000,
+            bulk_orders_threshold: 20,
         }
     }
 }

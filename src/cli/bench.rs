@@ -496,3 +496,234 @@ async fn timed_import(
     progress.finish();
     Ok((report?, started.elapsed().as_secs_f64()))
 }
+
+/// The StockX benchmark's knobs.
+#[derive(Debug, Clone)]
+pub struct StockxBenchOptions {
+    /// Sales in the backlog.
+    pub sales: usize,
+    /// Products they are spread over.
+    pub skus: usize,
+    /// The client's rate (the setting `stockx.requests_per_second` unless given).
+    pub requests_per_second: f64,
+}
+
+/// Calls of one route.
+#[derive(Debug, Serialize)]
+pub struct RouteCalls {
+    pub route: String,
+    pub calls: usize,
+    pub per_sale: f64,
+}
+
+/// What enriching a backlog cost in StockX calls and time, and what one new sale costs after.
+#[derive(Debug, Serialize)]
+pub struct StockxFigures {
+    pub sales: usize,
+    pub skus: usize,
+    pub requests_per_second: f64,
+    pub bulk_orders_threshold: usize,
+    pub concurrency: usize,
+    /// Entering the backlog (one statement per 1,000 sales), before the worker starts.
+    pub enter_seconds: f64,
+    /// From the worker's start until no job is open.
+    pub seconds: f64,
+    pub calls: usize,
+    pub calls_per_sale: f64,
+    pub by_route: Vec<RouteCalls>,
+    /// 429s the sandbox answered (it enforces no rate unless asked; the client's own pace).
+    pub throttled: u64,
+    pub orders: Vec<sales::EnrichmentCount>,
+    /// One sale entered after the backlog: insert → its order enriched.
+    pub single_sale_ms: f64,
+    pub single_sale_order_calls: usize,
+    pub single_sale_calls: usize,
+    pub single_sale_routes: Vec<String>,
+}
+
+impl std::fmt::Display for StockxFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "StockX backlog: {} sales over {} products at {} request/s (bulk threshold {}, concurrency {}): enriched in {:.1} s with {} StockX calls ({:.4} per sale); entering them took {:.1} s",
+            self.sales,
+            self.skus,
+            self.requests_per_second,
+            self.bulk_orders_threshold,
+            self.concurrency,
+            self.seconds,
+            self.calls,
+            self.calls_per_sale,
+            self.enter_seconds
+        )?;
+        for r in &self.by_route {
+            writeln!(
+                f,
+                "  {:<45} {:>6} calls  {:.4} per sale",
+                r.route, r.calls, r.per_sale
+            )?;
+        }
+        let orders: Vec<String> = self
+            .orders
+            .iter()
+            .map(|c| format!("{} {}", c.orders, c.status))
+            .collect();
+        writeln!(
+            f,
+            "  orders: {}; 429s answered: {}",
+            orders.join(", "),
+            self.throttled
+        )?;
+        write!(
+            f,
+            "single new sale afterwards: enriched {:.0} ms after its insert, {} order call(s), {} StockX call(s) in all ({})",
+            self.single_sale_ms,
+            self.single_sale_order_calls,
+            self.single_sale_calls,
+            self.single_sale_routes.join(", ")
+        )
+    }
+}
+
+/// `bench --stockx`: a backlog of generated sales (as after a Notion backfill) enriched by the
+/// real worker against the sandbox at the given rate, in a scratch database; then one new sale.
+pub async fn run_stockx(
+    settings: &Settings,
+    database: &crate::db::Database,
+    options: &StockxBenchOptions,
+    json: bool,
+) -> anyhow::Result<()> {
+    let scratch = ScratchDb::create(&database.connect_options, "stockx").await?;
+    let figures = run_stockx_bench(settings, &scratch.pool, options).await;
+    scratch.drop_now().await?;
+    super::print_report(&figures?, json);
+    Ok(())
+}
+
+pub async fn run_stockx_bench(
+    settings: &Settings,
+    pool: &PgPool,
+    options: &StockxBenchOptions,
+) -> anyhow::Result<StockxFigures> {
+    use crate::sandbox;
+
+    let sandbox = sandbox::spawn(
+        "127.0.0.1:0".parse().expect("address"),
+        sandbox::SandboxOptions::default(),
+    )
+    .await?;
+    let mut settings = settings.clone();
+    sandbox.configure(&mut settings, options.requests_per_second);
+    settings.http.addr.set_port(0);
+    settings.worker.shutdown_grace_secs = 5;
+    let skus = options.skus.clamp(1, 10);
+    let sold = sandbox::generated_sales(options.sales, skus, 730);
+    sandbox.add_generated(&sold);
+
+    let entering = Instant::now();
+    for chunk in sold.chunks(1000) {
+        let entries: Vec<SaleEntry<'_>> = chunk.iter().map(|s| s.entry()).collect();
+        sales::enter_sales(pool, &entries).await?;
+    }
+    let enter_seconds = entering.elapsed().as_secs_f64();
+
+    let unfinished: Vec<JobState> = JobState::ALL.into_iter().filter(|s| s.is_open()).collect();
+    let shutdown = CancellationToken::new();
+    let app = App::build(&settings, pool.clone()).await?;
+    let start = Instant::now();
+    let worker_task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let mut last_report = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let open = queue::count_jobs(pool, &unfinished).await?;
+        if open == 0 {
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(15) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {:.0} s: {open} jobs open, {} StockX calls so far",
+                start.elapsed().as_secs_f64(),
+                sandbox.api_request_count()
+            );
+        }
+        if worker_task.is_finished() {
+            anyhow::bail!("the worker stopped before the backlog was enriched");
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let calls = sandbox.api_request_count();
+    let per_sale = |n: usize| n as f64 / options.sales.max(1) as f64;
+    let by_route = sandbox
+        .request_counts()
+        .into_iter()
+        .map(|(route, calls)| RouteCalls {
+            per_sale: per_sale(calls),
+            route,
+            calls,
+        })
+        .collect();
+    let orders = sales::count_orders_by_enrichment(pool).await?;
+
+    // One new sale, sold today, into the idle worker: the path a Budibase insert takes. After
+    // the second for which the enricher trusts its count of a backlog.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut new_sale = sandbox::generated_sales(options.sales + 1, skus, 1)
+        .pop()
+        .expect("one sale");
+    new_sale.sold_at = time::OffsetDateTime::now_utc().date();
+    sandbox.add_generated(std::slice::from_ref(&new_sale));
+    let calls_before = sandbox.api_request_count();
+    let routes_before = sandbox.request_counts();
+    let inserted = Instant::now();
+    sales::enter_sale(pool, &new_sale.entry()).await?;
+    loop {
+        let status = sales::order_enrichment_status(pool, &new_sale.order_number).await?;
+        if status.as_deref().is_some_and(|s| s != "pending") {
+            break;
+        }
+        if inserted.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("the new sale was not enriched within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let single_sale_ms = inserted.elapsed().as_secs_f64() * 1000.0;
+    // Its inventory job may still be running: let the queue empty before counting.
+    while queue::count_jobs(pool, &unfinished).await? > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let single_sale_calls = sandbox.api_request_count() - calls_before;
+    let single_sale_order_calls = sandbox.order_lookups(&new_sale.order_number);
+    let single_sale_routes: Vec<String> = sandbox
+        .request_counts()
+        .into_iter()
+        .filter_map(|(route, calls)| {
+            let before = routes_before
+                .iter()
+                .find(|(r, _)| *r == route)
+                .map_or(0, |(_, n)| *n);
+            (calls > before).then(|| format!("{route} ×{}", calls - before))
+        })
+        .collect();
+    shutdown.cancel();
+    worker_task.await??;
+
+    Ok(StockxFigures {
+        sales: options.sales,
+        skus,
+        requests_per_second: options.requests_per_second,
+        bulk_orders_threshold: settings.stockx.bulk_orders_threshold,
+        concurrency: settings.worker.concurrency,
+        enter_seconds,
+        seconds,
+        calls,
+        calls_per_sale: per_sale(calls),
+        by_route,
+        throttled: sandbox.throttled_count(),
+        orders,
+        single_sale_ms,
+        single_sale_order_calls,
+        single_sale_calls,
+        single_sale_routes,
+    })
+}

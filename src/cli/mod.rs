@@ -124,6 +124,20 @@ pub enum Command {
         /// Budibase insert commits.
         #[arg(long, value_name = "MODE", default_value = "server")]
         insert_commit: crate::config::QueueCommit,
+        /// Instead: enrich a backlog of generated sales against the local StockX sandbox and
+        /// print the StockX calls per sale by route, the wall time, and one new sale's latency.
+        #[arg(long)]
+        stockx: bool,
+        /// Sales in the StockX benchmark's backlog.
+        #[arg(long, default_value_t = 10_000)]
+        sales: usize,
+        /// Products the StockX benchmark's sales are spread over (1-10).
+        #[arg(long, default_value_t = 6)]
+        skus: usize,
+        /// The StockX benchmark's client rate; default: the setting
+        /// `stockx.requests_per_second` (1).
+        #[arg(long, value_name = "RPS")]
+        stockx_rps: Option<f64>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -409,8 +423,27 @@ async fn run_command(
             import_rows,
             queue_commit,
             insert_commit,
+            stockx,
+            sales,
+            skus,
+            stockx_rps,
             json,
         } => {
+            if *stockx {
+                if stockx_rps.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                    return Err(anyhow::anyhow!(
+                        "--stockx-rps must be a positive number of requests per second"
+                    )
+                    .into());
+                }
+                let options = bench::StockxBenchOptions {
+                    sales: *sales,
+                    skus: *skus,
+                    requests_per_second: stockx_rps.unwrap_or(settings.stockx.requests_per_second),
+                };
+                bench::run_stockx(settings, database, &options, *json).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let options = bench::BenchOptions {
                 jobs: *jobs,
                 concurrency: *concurrency,

@@ -71,7 +71,10 @@ pub async fn run(
     if force {
         sales::forget_product_not_found(pool, order.product_id).await?;
     }
-    let enricher = Enricher::from_settings(pool.clone(), settings, Arc::new(Health::default()))?;
+    // A person asked for this one order: ask StockX for it now, never defer it behind a
+    // backlog's order lists.
+    let enricher = Enricher::from_settings(pool.clone(), settings, Arc::new(Health::default()))?
+        .with_bulk_orders_threshold(0);
     if !enricher.has_stockx() {
         tracing::warn!("StockX credentials are not set: validating only");
     }

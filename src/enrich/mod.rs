@@ -30,6 +30,7 @@
 //! the job panicked; or when its last attempt failed. StockX refusing our credentials, blocking
 //! us or still answering 429 is nobody's fault of the order's: the job waits, no attempt spent.
 
+pub mod bulk;
 pub mod cache;
 
 use std::panic::AssertUnwindSafe;
@@ -45,7 +46,7 @@ use uuid::Uuid;
 use crate::queue::{is_data_error, panic_message, Health, JobHandler, JobResult};
 use crate::queue::{Job, JobKind};
 use crate::sales::{self, InventoryRow, ProductLookup, VariantWrite};
-use crate::stockx::{self, MarketData, StockxClient, StockxError, Variant};
+use crate::stockx::{self, DetailedOrder, MarketData, StockxClient, StockxError, Variant};
 use crate::validate::store::{count_new_findings, record_findings, Subject};
 use crate::validate::{self, Finding, Rule};
 use cache::{CacheConfig, KeyLocks, TtlCache};
@@ -66,6 +67,8 @@ pub struct Enricher {
     cache_config: CacheConfig,
     variants: TtlCache<Arc<Vec<Variant>>>,
     market: TtlCache<Arc<Vec<MarketData>>>,
+    /// The seller's order lists, read while a backlog of order jobs waits.
+    bulk: bulk::BulkOrders,
 }
 
 /// What one job changed, for `sync-order` and the logs.
@@ -85,6 +88,9 @@ pub enum EnrichError {
     Db(#[from] sqlx::Error),
     #[error("the job panicked: {0}")]
     Panic(String),
+    /// Another job is reading the order list that should hold this order.
+    #[error("another job is reading the StockX order list that should hold this order; next look in {} s", .delay.as_secs())]
+    WaitForList { delay: Duration },
 }
 
 impl EnrichError {
@@ -93,6 +99,7 @@ impl EnrichError {
     /// The job waits; it did not fail.
     pub fn postpones(&self) -> bool {
         match self {
+            EnrichError::WaitForList { .. } => true,
             EnrichError::Stockx(e) => {
                 e.is_credentials_refused()
                     || e.is_blocked()
@@ -111,6 +118,7 @@ impl EnrichError {
             EnrichError::Stockx(e) => e.is_transient(),
             EnrichError::Db(e) => !is_data_error(e),
             EnrichError::Panic(_) => false,
+            EnrichError::WaitForList { .. } => true,
         }
     }
 
@@ -123,7 +131,9 @@ impl EnrichError {
         }
         match self {
             EnrichError::Stockx(_) => last_attempt || !self.is_transient(),
-            EnrichError::Db(_) | EnrichError::Panic(_) => !self.is_transient(),
+            EnrichError::Db(_) | EnrichError::Panic(_) | EnrichError::WaitForList { .. } => {
+                !self.is_transient()
+            }
         }
     }
 }
@@ -138,7 +148,8 @@ impl Enricher {
         let client = stockx::client_from_settings(settings)?;
         Ok(
             Enricher::new(pool, client, settings.stockx.currency.clone(), health)
-                .with_cache(settings.stockx.cache_config()),
+                .with_cache(settings.stockx.cache_config())
+                .with_bulk_orders_threshold(settings.stockx.bulk_orders_threshold),
         )
     }
 
@@ -147,6 +158,16 @@ impl Enricher {
         self.variants = TtlCache::new(config.variants_ttl, config.products);
         self.market = TtlCache::new(config.market_data_ttl, config.products);
         self.cache_config = config;
+        self
+    }
+
+    /// From how many open order jobs orders are read from the seller's lists (0: never).
+    pub fn with_bulk_orders_threshold(mut self, threshold: usize) -> Enricher {
+        let rate = self
+            .stockx
+            .as_ref()
+            .map_or(1.0, StockxClient::requests_per_second);
+        self.bulk = bulk::BulkOrders::new(threshold, rate);
         self
     }
 
@@ -175,6 +196,10 @@ impl Enricher {
             market: TtlCache::new(
                 CacheConfig::default().market_data_ttl,
                 CacheConfig::default().products,
+            ),
+            bulk: bulk::BulkOrders::new(
+                crate::config::StockxSettings::default().bulk_orders_threshold,
+                crate::config::StockxSettings::default().requests_per_second,
             ),
         }
     }
@@ -213,16 +238,12 @@ impl Enricher {
         let Some(row) = sales::load_order(&self.pool, order_id).await? else {
             return Ok(gone("order"));
         };
-        let mut report = JobReport::default();
-        let mut findings = validate::check_sale(&row.facts);
-        let mut checked: Vec<Rule> = validate::SALE_RULES.to_vec();
-
         // StockX first, with no transaction open: the call may wait for the rate limiter, a
         // Retry-After or a slow answer, and a connection idle in transaction meanwhile would
         // hold locks and a pool slot, and turn a killed connection into a retry of work done.
         let answer = match &self.stockx {
             None => None,
-            Some(client) => match client.order(&row.order_number).await {
+            Some(client) => match self.find_order(client, &row).await? {
                 Ok(answer) => {
                     self.clear_blocked();
                     Some(answer)
@@ -233,12 +254,40 @@ impl Enricher {
                 }
             },
         };
+        retry_on_lock_conflict(|| self.write_order(&row, answer.as_ref())).await
+    }
 
+    /// The order as StockX knows it (None: StockX does not know it): from the seller's order
+    /// lists while a backlog is reconciled in bulk ([`bulk`]), else by one call. The outer
+    /// error defers the job while another job reads the list that should hold its order.
+    async fn find_order(
+        &self,
+        client: &StockxClient,
+        row: &sales::OrderRow,
+    ) -> Result<Result<Option<DetailedOrder>, StockxError>, EnrichError> {
+        Ok(match self.bulk.find(client, &self.pool, row).await {
+            Ok(bulk::BulkAnswer::Found(order)) => Ok(Some(*order)),
+            Ok(bulk::BulkAnswer::Wait(delay)) => return Err(EnrichError::WaitForList { delay }),
+            Ok(bulk::BulkAnswer::AskAlone) => client.order(&row.order_number).await,
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Writes what StockX said of the order (`None`: StockX was not asked) and the findings,
+    /// in one transaction.
+    async fn write_order(
+        &self,
+        row: &sales::OrderRow,
+        answer: Option<&Option<DetailedOrder>>,
+    ) -> Result<JobReport, EnrichError> {
+        let mut report = JobReport::default();
+        let mut findings = validate::check_sale(&row.facts);
+        let mut checked: Vec<Rule> = validate::SALE_RULES.to_vec();
         let mut tx = self.pool.begin().await?;
         match answer {
             None => report.outcome = "validated".into(),
             Some(Some(order)) => {
-                store_order(&mut tx, &row, &order, &mut report).await?;
+                store_order(&mut tx, row, order, &mut report).await?;
                 let payout = order.payout.as_ref();
                 let money = validate::StockxMoney {
                     sale_price: payout.and_then(|p| p.sale_price).or(order.amount),
@@ -248,7 +297,7 @@ impl Enricher {
                 };
                 let payout_check =
                     validate::check_payout(row.facts.net_proceeds, &row.currency, &money);
-                let item_check = check_order_item(&mut tx, order_id).await?;
+                let item_check = check_order_item(&mut tx, row.id).await?;
                 for check in [payout_check, item_check] {
                     checked.extend(check.rules);
                     findings.extend(check.findings);
@@ -257,7 +306,7 @@ impl Enricher {
                 report.outcome = "enriched".into();
             }
             Some(None) => {
-                sales::mark_order_not_found(&mut tx, order_id).await?;
+                sales::mark_order_not_found(&mut tx, row.id).await?;
                 report
                     .changes
                     .push("StockX does not know this order".into());
@@ -266,7 +315,7 @@ impl Enricher {
         }
         let subject = Subject {
             entity_type: "order",
-            entity_id: order_id,
+            entity_id: row.id,
             order_number: Some(&row.order_number),
         };
         let new = record_findings(&mut tx, subject, &checked, &findings).await?;
@@ -344,13 +393,32 @@ impl Enricher {
             }
         }
 
+        let found = InventoryFindings {
+            variant_id,
+            market,
+            checked: inventory_checked,
+            findings: inventory_findings,
+        };
+        retry_on_lock_conflict(|| self.write_inventory(&item, inventory_id, &found, report.clone()))
+            .await
+    }
+
+    /// Writes what StockX said of an inventory item and the findings (its own and its order's),
+    /// in one transaction.
+    async fn write_inventory(
+        &self,
+        item: &InventoryRow,
+        inventory_id: Uuid,
+        found: &InventoryFindings,
+        mut report: JobReport,
+    ) -> Result<JobReport, EnrichError> {
         let mut tx = self.pool.begin().await?;
-        if let Some(variant_id) = &variant_id {
+        if let Some(variant_id) = &found.variant_id {
             let changed =
                 sales::set_variant_id(&mut tx, inventory_id, variant_id, VariantWrite::Replace)
                     .await?;
             report.note_id(changed, "stockx_variant_id", variant_id);
-            if let Some((product_id, data)) = &market {
+            if let Some((product_id, data)) = &found.market {
                 if let Some(md) = data.iter().find(|m| &m.variant_id == variant_id) {
                     sales::store_market_data(
                         &mut tx,
@@ -374,9 +442,8 @@ impl Enricher {
             entity_id: inventory_id,
             order_number: item.order_number.as_deref(),
         };
-        let mut new =
-            record_findings(&mut tx, subject, &inventory_checked, &inventory_findings).await?;
-        let mut all_findings = inventory_findings;
+        let mut new = record_findings(&mut tx, subject, &found.checked, &found.findings).await?;
+        let mut all_findings = found.findings.clone();
         // The purchase price and date are part of the sale's rules: check the order again.
         // So is the catalog's match of the SKU and size, against what StockX's order sold.
         if let Some(order) = sales::load_order_for_inventory(&mut tx, inventory_id).await? {
@@ -526,8 +593,57 @@ impl JobHandler for Enricher {
     }
 }
 
+/// What the StockX calls of an inventory job found, for its write (which may run twice).
+struct InventoryFindings {
+    variant_id: Option<String>,
+    market: Option<(String, Arc<Vec<MarketData>>)>,
+    checked: Vec<Rule>,
+    findings: Vec<Finding>,
+}
+
+/// Write attempts of one job after a deadlock or a serialization failure.
+const LOCK_CONFLICT_RETRIES: u32 = 5;
+
+/// Runs a job's write again when PostgreSQL chose it as a deadlock's victim (or refused it as
+/// a serialization failure). Jobs of one product write overlapping rows through the entry
+/// table's refresh triggers (the product's name fans out to every sale of it), so concurrent
+/// jobs can meet in a lock cycle. Retrying here, with StockX's answer in hand, costs no second
+/// call; failing the job instead would ask StockX again on its next attempt.
+async fn retry_on_lock_conflict<F, Fut>(mut write: F) -> Result<JobReport, EnrichError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<JobReport, EnrichError>>,
+{
+    let mut conflicts = 0;
+    loop {
+        match write().await {
+            Err(EnrichError::Db(e))
+                if is_lock_conflict(&e) && conflicts < LOCK_CONFLICT_RETRIES =>
+            {
+                conflicts += 1;
+                tracing::debug!(error = %e, conflicts, "write lost a lock conflict; writing again");
+                // A short, growing pause lets the other transaction finish first.
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(conflicts))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A deadlock victim (40P01) or a serialization failure (40001): the same write succeeds
+/// when run again.
+fn is_lock_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
 /// How the queue treats a job's error: wait without spending an attempt, retry, or give up.
 fn job_result(error: EnrichError) -> JobResult {
+    if let EnrichError::WaitForList { delay } = error {
+        return JobResult::Deferred {
+            reason: error.to_string(),
+            delay,
+        };
+    }
     if error.postpones() {
         let delay = match &error {
             EnrichError::Stockx(e) if e.is_credentials_refused() => CREDENTIALS_BACKOFF,
@@ -576,6 +692,52 @@ async fn store_order(
     order: &stockx::DetailedOrder,
     report: &mut JobReport,
 ) -> Result<(), sqlx::Error> {
+    // Rows in the order every job takes them, so that concurrent jobs never wait on each other
+    // in a cycle: the product (its name fans out to the entry row of every sale of it), then
+    // the inventory item (the inventory job of the same sale, often running at the same time,
+    // writes it before the entry row), and only then the order, whose triggers lock the
+    // sale's entry row. The read below takes no row locks.
+    let Some(item) = sales::order_item_facts(conn, row.id).await? else {
+        return Ok(());
+    };
+    let mut catalog_product = item.catalog_product_id.clone();
+    let mut product_note = None;
+    if let Some(product) = &order.product {
+        // The order's product becomes the SKU's match only when its style ID names the SKU:
+        // a Dunk sold for a Samba entered must stay visible as `order_product_mismatch`.
+        let names_the_sku = product
+            .style_id
+            .as_deref()
+            .is_some_and(|style| stockx::variants::match_style_id(&item.sku, style).is_some());
+        if names_the_sku && catalog_product.is_none() {
+            let filled = sales::fill_product_id(
+                conn,
+                row.product_id,
+                &product.product_id,
+                product.product_name.as_deref(),
+            )
+            .await?;
+            product_note = Some((filled, product.product_id.as_str()));
+            if filled {
+                catalog_product = Some(product.product_id.clone());
+            }
+        }
+    }
+    let same_product = order
+        .product
+        .as_ref()
+        .is_some_and(|p| catalog_product.as_deref() == Some(p.product_id.as_str()));
+    let mut variant_note = None;
+    if let (Some(variant), true) = (&order.variant, same_product) {
+        let filled = sales::set_variant_id(
+            conn,
+            row.inventory_id,
+            &variant.variant_id,
+            VariantWrite::IfUnknown,
+        )
+        .await?;
+        variant_note = Some((filled, variant.variant_id.as_str()));
+    }
     sales::store_stockx_order(conn, row.id, order).await?;
     let payout = order.payout.as_ref();
     let payout_text = match (
@@ -594,42 +756,11 @@ async fn store_order(
         "StockX status {}, payout {payout_text}{order_currency}",
         order.status
     ));
-    let Some(item) = sales::order_item_facts(conn, row.id).await? else {
-        return Ok(());
-    };
-    let mut catalog_product = item.catalog_product_id.clone();
-    if let Some(product) = &order.product {
-        let names_the_sku = product
-            .style_id
-            .as_deref()
-            .is_some_and(|style| stockx::variants::match_style_id(&item.sku, style).is_some());
-        if names_the_sku && catalog_product.is_none() {
-            let filled = sales::fill_product_id(
-                conn,
-                row.product_id,
-                &product.product_id,
-                product.product_name.as_deref(),
-            )
-            .await?;
-            report.note_id(filled, "stockx_product_id", &product.product_id);
-            if filled {
-                catalog_product = Some(product.product_id.clone());
-            }
-        }
+    if let Some((filled, id)) = product_note {
+        report.note_id(filled, "stockx_product_id", id);
     }
-    let same_product = order
-        .product
-        .as_ref()
-        .is_some_and(|p| catalog_product.as_deref() == Some(p.product_id.as_str()));
-    if let (Some(variant), true) = (&order.variant, same_product) {
-        let filled = sales::set_variant_id(
-            conn,
-            row.inventory_id,
-            &variant.variant_id,
-            VariantWrite::IfUnknown,
-        )
-        .await?;
-        report.note_id(filled, "stockx_variant_id", &variant.variant_id);
+    if let Some((filled, id)) = variant_note {
+        report.note_id(filled, "stockx_variant_id", id);
     }
     Ok(())
 }
@@ -692,6 +823,21 @@ mod tests {
         assert!(
             matches!(refused, JobResult::Postponed { delay, .. } if delay == CREDENTIALS_BACKOFF)
         );
+    }
+
+    #[test]
+    fn waiting_for_an_order_list_defers_without_giving_up_on_the_order() {
+        let wait = EnrichError::WaitForList {
+            delay: Duration::from_secs(7),
+        };
+        assert!(wait.postpones() && !wait.gives_up_on_the_order(true));
+        match job_result(wait) {
+            JobResult::Deferred { delay, reason } => {
+                assert_eq!(delay, Duration::from_secs(7));
+                assert!(reason.contains("order list"), "{reason}");
+            }
+            other => panic!("expected a deferral, got {other:?}"),
+        }
     }
 
     #[test]

@@ -652,6 +652,28 @@ pub async fn count_jobs(pool: &PgPool, states: &[JobState]) -> Result<i64, sqlx:
         .await
 }
 
+/// Jobs of `kind` waiting (due or not) or running: the size of a backlog.
+pub async fn count_open_jobs_of_kind(pool: &PgPool, kind: JobKind) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM integration.enrichment_jobs
+         WHERE kind = $1 AND state IN ('available', 'retryable', 'running')",
+    )
+    .bind(kind.as_str())
+    .fetch_one(pool)
+    .await
+}
+
+/// The rows that jobs of `kind` waiting (due or not) or running are about.
+pub async fn open_job_entities(pool: &PgPool, kind: JobKind) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT entity_id FROM integration.enrichment_jobs
+         WHERE kind = $1 AND state IN ('available', 'retryable', 'running')",
+    )
+    .bind(kind.as_str())
+    .fetch_all(pool)
+    .await
+}
+
 /// The job that has waited longest to run (due or not).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct WaitingJob {

@@ -56,6 +56,10 @@ pub enum JobResult {
     /// Not attempted (StockX refused our credentials, blocked us, or kept answering 429): back
     /// to the queue after `delay`, the attempt not counted.
     Postponed { reason: String, delay: Duration },
+    /// Not attempted because another job is fetching what it needs (an order list in bulk):
+    /// back to the queue after `delay`, the attempt not counted, logged at debug level only
+    /// (a backfill defers thousands of jobs; nothing is wrong).
+    Deferred { reason: String, delay: Duration },
 }
 
 /// Runs one job. The real one is `enrich::Enricher`; the benchmark uses a no-op.
@@ -440,6 +444,7 @@ async fn run_job(shared: &Shared, job: Job) {
     metrics::histogram!(m::JOB_DURATION_SECONDS, "kind" => kind).record(elapsed.as_secs_f64());
     let _enter = span.enter();
     let duration_ms = elapsed.as_millis() as u64;
+    let deferred = matches!(result, JobResult::Deferred { .. });
     match result {
         JobResult::Completed(outcome) => {
             lock(&shared.running).remove(&job.id);
@@ -496,7 +501,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 }
             }
         }
-        JobResult::Postponed { reason, delay } => {
+        JobResult::Postponed { reason, delay } | JobResult::Deferred { reason, delay } => {
             let released = queue::release_jobs(
                 &shared.pool,
                 &shared.options.id,
@@ -509,7 +514,11 @@ async fn run_job(shared: &Shared, job: Job) {
             if let Err(e) = released {
                 tracing::error!(error = %e, "could not postpone the job; the lease will return it");
             }
-            tracing::warn!(outcome = "postponed", reason = %reason, "job postponed");
+            if deferred {
+                tracing::debug!(outcome = "deferred", reason = %reason, "job deferred");
+            } else {
+                tracing::warn!(outcome = "postponed", reason = %reason, "job postponed");
+            }
         }
     }
 }

@@ -46,6 +46,33 @@ pub async fn enter_sale(pool: &PgPool, sale: &SaleEntry<'_>) -> Result<(), sqlx:
     Ok(())
 }
 
+/// Enters many sales in one statement (the benchmark's and the tests' backfill): the entry
+/// table's row trigger runs for each, the queue's statement triggers once.
+pub async fn enter_sales<'a>(pool: &PgPool, sales: &[SaleEntry<'a>]) -> Result<(), sqlx::Error> {
+    let column = |f: fn(&SaleEntry<'a>) -> &'a str| sales.iter().map(f).collect::<Vec<&str>>();
+    sqlx::query(
+        "INSERT INTO platforms.stockx_sale_entry
+           (stockx_order_number, sku, size, supplier, purchase_price, purchase_date,
+            sale_price, net_proceeds, profit, sold_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+                              $6::date[], $7::numeric[], $8::numeric[], $9::numeric[],
+                              $10::date[])",
+    )
+    .bind(column(|s| s.order_number))
+    .bind(column(|s| s.sku))
+    .bind(column(|s| s.size))
+    .bind(column(|s| s.supplier))
+    .bind(sales.iter().map(|s| s.purchase_price).collect::<Vec<_>>())
+    .bind(sales.iter().map(|s| s.purchase_date).collect::<Vec<_>>())
+    .bind(sales.iter().map(|s| s.sale_price).collect::<Vec<_>>())
+    .bind(sales.iter().map(|s| s.net_proceeds).collect::<Vec<_>>())
+    .bind(sales.iter().map(|s| s.profit).collect::<Vec<_>>())
+    .bind(sales.iter().map(|s| s.sold_at).collect::<Vec<_>>())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// A sale and what enrichment made of it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SaleSummary {

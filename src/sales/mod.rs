@@ -18,11 +18,12 @@ mod products;
 mod stale;
 
 pub use checks::{run_integrity_checks, CheckResult};
-pub use entry::{enter_sale, sale_summaries, supplier_count, SaleEntry, SaleSummary};
+pub use entry::{enter_sale, enter_sales, sale_summaries, supplier_count, SaleEntry, SaleSummary};
 pub use orders::{
-    count_orders_other_than, count_orders_pending_over_24h, find_order, load_order,
-    load_order_for_inventory, mark_order_failed, mark_order_not_found, order_item_facts,
-    recorded_order_numbers, store_stockx_order, OrderRef, OrderRow,
+    count_orders_by_enrichment, count_orders_other_than, count_orders_pending_over_24h, find_order,
+    load_order, load_order_for_inventory, mark_order_failed, mark_order_not_found,
+    order_enrichment_status, order_item_facts, order_sale_dates, recorded_order_numbers,
+    store_stockx_order, EnrichmentCount, OrderRef, OrderRow,
 };
 pub use products::{
     fill_product_id, forget_product_not_found, load_inventory, product_lookup, set_variant_id,

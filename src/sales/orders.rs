@@ -2,6 +2,7 @@
 //! with the facts the sale rules need, written with what StockX says about them.
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
+use time::Date;
 use uuid::Uuid;
 
 use crate::stockx::DetailedOrder;
@@ -269,6 +270,48 @@ pub async fn mark_order_failed(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// The distinct sale days of these orders (those this program can read).
+pub async fn order_sale_dates(pool: &PgPool, order_ids: &[Uuid]) -> Result<Vec<Date>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT sold_at FROM platforms.stockx_orders
+         WHERE id = ANY($1) AND isfinite(sold_at) AND sold_at < DATE '10000-01-01'",
+    )
+    .bind(order_ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Orders per enrichment status.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct EnrichmentCount {
+    pub status: String,
+    pub orders: i64,
+}
+
+pub async fn count_orders_by_enrichment(
+    pool: &PgPool,
+) -> Result<Vec<EnrichmentCount>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT enrichment_status AS status, count(*) AS orders FROM platforms.stockx_orders
+         GROUP BY enrichment_status ORDER BY enrichment_status",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The enrichment status of the order with this number, if recorded.
+pub async fn order_enrichment_status(
+    pool: &PgPool,
+    order_number: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT enrichment_status FROM platforms.stockx_orders WHERE stockx_order_number = $1",
+    )
+    .bind(order_number)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Orders still `pending` more than 24 hours after they were recorded (a gauge).

@@ -321,46 +321,142 @@ impl Catalog {
         bundled_sales()
             .into_iter()
             .filter_map(|sale| {
-                let s = self.by_sku(sale.sku)?;
-                let (total, adjustments) = payout(sale.sale_price);
-                let total_adjustments: Decimal = adjustments.iter().map(|a| a.1).sum();
-                let flex = sale.order_number.starts_with("02-");
-                Some((
-                    sale.order_number.to_string(),
-                    json!({
-                        "askId": format!("ask-{}", sale.order_number),
-                        "orderNumber": sale.order_number,
-                        "listingId": format!("listing-{}", sale.order_number),
-                        "amount": sale.sale_price.to_string(),
-                        "currencyCode": sale.currency,
-                        "createdAt": format!("{}T13:51:47.000Z", sale.sold_at),
-                        "updatedAt": format!("{}T09:12:03.000Z", sale.sold_at),
-                        "variant": {"variantId": variant_id_of(s, sale.size),
-                                    "variantName": format!("{}:{}", slug(s.title), sale.size),
-                                    "variantValue": sale.size},
-                        "product": {"productId": s.id, "productName": s.title, "styleId": s.style_id},
-                        "status": "PAYOUTCOMPLETED",
-                        "inventoryType": if flex { "FLEX" } else { "STANDARD" },
-                        "shipment": {"shipByDate": null, "trackingNumber": "1Z999AA10123456784",
-                                     "trackingUrl": null, "carrierCode": "UPS",
-                                     "shippingLabelUrl": null, "shippingDocumentUrl": null},
-                        "initiatedShipments": {"inbound": {"displayId": "IB-1"}},
-                        "authenticationDetails": {"status": "AUTHENTICATED", "failureNotes": null},
-                        "payout": {
-                            "totalPayout": total.to_string(),
-                            "salePrice": sale.sale_price.to_string(),
-                            "totalAdjustments": total_adjustments.to_string(),
-                            "currencyCode": sale.currency,
-                            "adjustments": adjustments.iter().map(|(kind, amount, pct)| json!({
-                                "adjustmentType": kind, "amount": amount.to_string(),
-                                "percentage": pct.map(|p| p.to_string()),
-                            })).collect::<Vec<_>>(),
-                        },
-                    }),
-                ))
+                let order = self.order_json(&OrderFacts {
+                    order_number: sale.order_number,
+                    sku: sale.sku,
+                    size: sale.size,
+                    sale_price: sale.sale_price,
+                    currency: sale.currency,
+                    sold_at: sale.sold_at,
+                    status: "PAYOUTCOMPLETED",
+                })?;
+                Some((sale.order_number.to_string(), order))
             })
             .collect()
     }
+
+    /// A seller order as `GET /selling/orders/{orderNumber}` answers it (DetailedOrder), or
+    /// None when the SKU is not in the catalog.
+    pub fn order_json(&self, f: &OrderFacts<'_>) -> Option<Value> {
+        let s = self.by_sku(f.sku)?;
+        let (total, adjustments) = payout(f.sale_price);
+        let total_adjustments: Decimal = adjustments.iter().map(|a| a.1).sum();
+        let flex = f.order_number.starts_with("02-");
+        Some(json!({
+            "askId": format!("ask-{}", f.order_number),
+            "orderNumber": f.order_number,
+            "listingId": format!("listing-{}", f.order_number),
+            "amount": f.sale_price.to_string(),
+            "currencyCode": f.currency,
+            "createdAt": format!("{}T13:51:47.000Z", f.sold_at),
+            "updatedAt": format!("{}T09:12:03.000Z", f.sold_at),
+            "variant": {"variantId": variant_id_of(s, f.size),
+                        "variantName": format!("{}:{}", slug(s.title), f.size),
+                        "variantValue": f.size},
+            "product": {"productId": s.id, "productName": s.title, "styleId": s.style_id},
+            "status": f.status,
+            "inventoryType": if flex { "FLEX" } else { "STANDARD" },
+            "shipment": {"shipByDate": null, "trackingNumber": "1Z999AA10123456784",
+                         "trackingUrl": null, "carrierCode": "UPS",
+                         "shippingLabelUrl": null, "shippingDocumentUrl": null},
+            "initiatedShipments": {"inbound": {"displayId": "IB-1"}},
+            "authenticationDetails": {"status": "AUTHENTICATED", "failureNotes": null},
+            "payout": {
+                "totalPayout": total.to_string(),
+                "salePrice": f.sale_price.to_string(),
+                "totalAdjustments": total_adjustments.to_string(),
+                "currencyCode": f.currency,
+                "adjustments": adjustments.iter().map(|(kind, amount, pct)| json!({
+                    "adjustmentType": kind, "amount": amount.to_string(),
+                    "percentage": pct.map(|p| p.to_string()),
+                })).collect::<Vec<_>>(),
+            },
+        }))
+    }
+}
+
+/// What a generated or bundled seller order is made of.
+#[derive(Debug, Clone)]
+pub struct OrderFacts<'a> {
+    pub order_number: &'a str,
+    pub sku: &'a str,
+    pub size: &'a str,
+    pub sale_price: Decimal,
+    pub currency: &'a str,
+    /// `YYYY-MM-DD`: the order's creation day.
+    pub sold_at: &'a str,
+    pub status: &'a str,
+}
+
+/// A generated sale (for the bulk benchmark and tests): the order StockX knows and what the
+/// seller recorded of it.
+#[derive(Debug, Clone)]
+pub struct GeneratedSale {
+    pub order_number: String,
+    pub sku: &'static str,
+    pub size: &'static str,
+    pub sale_price: Decimal,
+    /// StockX's payout (the seller recorded it as the net proceeds).
+    pub payout: Decimal,
+    pub currency: &'static str,
+    pub sold_at: time::Date,
+    /// StockX's status: `COMPLETED` (listed in the history) or, for every 50th, `PAYOUTPENDING`
+    /// (still listed among the active orders).
+    pub status: &'static str,
+}
+
+impl GeneratedSale {
+    /// The sale as the seller enters it: net proceeds equal to StockX's payout (so the payout
+    /// check passes), bought 20 days before the sale for 30 less than it sold for.
+    pub fn entry(&self) -> crate::sales::SaleEntry<'_> {
+        crate::sales::SaleEntry {
+            order_number: &self.order_number,
+            sku: self.sku,
+            size: self.size,
+            supplier: "Bulk Supplier",
+            purchase_price: self.sale_price - Decimal::from(30),
+            purchase_date: Some(self.sold_at - time::Duration::days(20)),
+            sale_price: Some(self.sale_price),
+            net_proceeds: self.payout,
+            profit: None,
+            sold_at: self.sold_at,
+        }
+    }
+}
+
+/// `count` sales over the first `skus` bundled products (1 to all), sold over the `days` days
+/// up to 2026-10-31, in an order that is not the order of their dates (as a Notion export is).
+/// Deterministic: the same arguments give the same sales.
+pub fn generated_sales(count: usize, skus: usize, days: u32) -> Vec<GeneratedSale> {
+    let skus = skus.clamp(1, SNEAKERS.len());
+    let last = time::macros::date!(2026 - 10 - 31);
+    // Sizes that every bundled product has.
+    let sizes = ["8", "8.5", "9", "9.5", "10", "10.5", "11", "12"];
+    (0..count)
+        .map(|i| {
+            // A multiplicative hash spreads the dates over the days without a random source.
+            let mix = (i as u64).wrapping_mul(2_654_435_761) % 4_294_967_291;
+            let days_back = (mix % u64::from(days.max(1))) as i64;
+            let sold = last - time::Duration::days(days_back);
+            let s = &SNEAKERS[i % skus];
+            let price = Decimal::from(s.ask_eur) + Decimal::from((mix % 60) as i64);
+            let status = if i % 50 == 49 {
+                "PAYOUTPENDING"
+            } else {
+                "COMPLETED"
+            };
+            GeneratedSale {
+                order_number: format!("{}-{}", 700_000_000 + i * 3, 600_000_000 + i * 7),
+                sku: s.style_id,
+                size: sizes[(mix / 7) as usize % sizes.len()],
+                sale_price: price,
+                payout: payout(price).0,
+                currency: "EUR",
+                sold_at: sold,
+                status,
+            }
+        })
+        .collect()
 }
 
 fn slug(title: &str) -> String {

@@ -7,8 +7,11 @@
 //! variants, market data (per variant and per product) and the seller's orders, checks
 //! `x-api-key` and the bearer token like StockX, and can inject faults: 429 with `Retry-After`
 //! (every n-th request, or above a real rate: N requests per sliding second), 5xx, slow
-//! answers, malformed JSON. It counts requests per route and the 429s it sent (tests and the
-//! storm figures use them). Sizes can be added to a product while it runs.
+//! answers, malformed JSON. It counts requests per route (and single-order calls per order
+//! number) and the 429s it sent (tests and the benchmarks use them). Sizes can be added to a
+//! product while it runs. The seller's orders are listed too (`/selling/orders/history` by
+//! creation day and status, `/selling/orders/active`), 100 at most per page, and it can hold
+//! thousands of generated orders ([`generated_sales`]) for the bulk benchmark.
 
 mod catalog;
 pub mod notion_api;
@@ -28,7 +31,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub use catalog::{bundled_sales, BundledSale};
+pub use catalog::{bundled_sales, generated_sales, BundledSale, GeneratedSale};
 
 /// Credentials the sandbox accepts.
 #[derive(Debug, Clone)]
@@ -81,10 +84,14 @@ struct Shared {
     orders: Mutex<HashMap<String, Value>>,
     catalog: catalog::Catalog,
     requests: Mutex<Vec<(String, Instant)>>,
+    /// `GET /selling/orders/{orderNumber}` calls per order number.
+    order_lookups: Mutex<HashMap<String, usize>>,
     api_requests: Mutex<u64>,
     /// Arrival of the requests the rate fault accepted during the last second.
     accepted_recently: Mutex<VecDeque<Instant>>,
     throttled: Mutex<u64>,
+    /// API requests answered 503 by the `server_error_every_nth` fault.
+    server_errors: Mutex<u64>,
 }
 
 /// A running sandbox; stops when dropped.
@@ -155,6 +162,41 @@ impl SandboxHandle {
             .count()
     }
 
+    /// `GET /selling/orders/{orderNumber}` calls for this order number.
+    pub fn order_lookups(&self, order_number: &str) -> usize {
+        self.shared
+            .order_lookups
+            .lock()
+            .expect("lock")
+            .get(order_number)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// API requests of every route (token requests excluded).
+    pub fn api_request_count(&self) -> usize {
+        self.shared
+            .requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(r, _)| r != "/oauth/token")
+            .count()
+    }
+
+    /// API requests per route template, most first (token requests excluded).
+    pub fn request_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for (route, _) in self.shared.requests.lock().expect("lock").iter() {
+            if route != "/oauth/token" {
+                *counts.entry(route.clone()).or_default() += 1;
+            }
+        }
+        let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts
+    }
+
     /// When each API request (not token requests) arrived, in order.
     pub fn api_request_times(&self) -> Vec<Instant> {
         self.shared
@@ -165,6 +207,11 @@ impl SandboxHandle {
             .filter(|(r, _)| r != "/oauth/token")
             .map(|(_, t)| *t)
             .collect()
+    }
+
+    /// API requests answered 503 by the injected fault so far.
+    pub fn server_error_count(&self) -> u64 {
+        *self.shared.server_errors.lock().expect("lock")
     }
 
     /// API requests answered 429 so far.
@@ -180,6 +227,35 @@ impl SandboxHandle {
 
     pub fn set_faults(&self, faults: Faults) {
         *self.shared.faults.lock().expect("lock") = faults;
+    }
+
+    /// Registers generated sales as seller orders (see [`generated_sales`]).
+    pub fn add_generated(&self, sales: &[GeneratedSale]) {
+        let mut orders = self.shared.orders.lock().expect("lock");
+        for sale in sales {
+            let sold_at = sale.sold_at.to_string();
+            let facts = catalog::OrderFacts {
+                order_number: &sale.order_number,
+                sku: sale.sku,
+                size: sale.size,
+                sale_price: sale.sale_price,
+                currency: sale.currency,
+                sold_at: &sold_at,
+                status: sale.status,
+            };
+            if let Some(order) = self.shared.catalog.order_json(&facts) {
+                orders.insert(sale.order_number.clone(), order);
+            }
+        }
+    }
+
+    /// Forgets a seller order (it is then in no list and the single call answers 404).
+    pub fn remove_order(&self, order_number: &str) {
+        self.shared
+            .orders
+            .lock()
+            .expect("lock")
+            .remove(order_number);
     }
 
     /// Registers a seller order (DetailedOrder JSON, `orderNumber` required).
@@ -209,9 +285,11 @@ pub async fn spawn(addr: SocketAddr, options: SandboxOptions) -> std::io::Result
         orders: Mutex::new(orders),
         catalog,
         requests: Mutex::new(Vec::new()),
+        order_lookups: Mutex::new(HashMap::new()),
         api_requests: Mutex::new(0),
         accepted_recently: Mutex::new(VecDeque::new()),
         throttled: Mutex::new(0),
+        server_errors: Mutex::new(0),
     });
     let stop = CancellationToken::new();
     let app = router(shared.clone());
@@ -242,6 +320,8 @@ fn router(shared: Arc<Shared>) -> Router {
             "/v2/catalog/products/{product_id}/variants/{variant_id}/market-data",
             get(variant_market_data),
         )
+        .route("/v2/selling/orders/history", get(orders_history))
+        .route("/v2/selling/orders/active", get(orders_active))
         .route("/v2/selling/orders/{order_number}", get(order))
         .with_state(shared)
 }
@@ -311,6 +391,7 @@ async fn gate(shared: &Shared, route: &str, headers: &HeaderMap) -> Result<bool,
         .server_error_every_nth
         .is_some_and(|k| k > 0 && n % k == 0)
     {
+        *shared.server_errors.lock().expect("lock") += 1;
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service Unavailable",
@@ -513,6 +594,12 @@ async fn order(
         Ok(m) => m,
         Err(r) => return r,
     };
+    *shared
+        .order_lookups
+        .lock()
+        .expect("lock")
+        .entry(order_number.clone())
+        .or_default() += 1;
     let found = shared
         .orders
         .lock()
@@ -523,6 +610,126 @@ async fn order(
         Some(order) => answer(malformed, order),
         None => error(StatusCode::NOT_FOUND, "Order not found"),
     }
+}
+
+/// Statuses of orders that are over: these are listed in the history, every other status
+/// among the active orders.
+const HISTORY_STATUSES: &[&str] = &[
+    "AUTHFAILED",
+    "DIDNOTSHIP",
+    "CANCELED",
+    "COMPLETED",
+    "RETURNED",
+];
+
+async fn orders_history(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let malformed = match gate(&shared, "/selling/orders/history", &headers).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = |key: &str| {
+        q.get(key)
+            .map(|v| time::Date::parse(v, &format).map_err(|_| key.to_string()))
+            .transpose()
+    };
+    let (from, to) = match (date("fromDate"), date("toDate")) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(key), _) | (_, Err(key)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("{key} must be YYYY-MM-DD"),
+            )
+        }
+    };
+    let status = q.get("orderStatus").cloned();
+    list_orders(&shared, &q, malformed, |order| {
+        let status_now = order["status"].as_str().unwrap_or_default();
+        let created = order["createdAt"]
+            .as_str()
+            .and_then(|c| time::Date::parse(c.get(..10)?, &format).ok());
+        HISTORY_STATUSES.contains(&status_now)
+            && status.as_deref().is_none_or(|s| s == status_now)
+            && created.is_some_and(|c| from.is_none_or(|f| c >= f) && to.is_none_or(|t| c <= t))
+    })
+}
+
+async fn orders_active(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let malformed = match gate(&shared, "/selling/orders/active", &headers).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let status = q.get("orderStatus").cloned();
+    list_orders(&shared, &q, malformed, |order| {
+        let status_now = order["status"].as_str().unwrap_or_default();
+        !HISTORY_STATUSES.contains(&status_now) && status.as_deref().is_none_or(|s| s == status_now)
+    })
+}
+
+/// One page of the orders that `keep` accepts, oldest first, as ListOrders (no `shipment`,
+/// plus the condition).
+fn list_orders(
+    shared: &Shared,
+    q: &HashMap<String, String>,
+    malformed: bool,
+    keep: impl Fn(&Value) -> bool,
+) -> Response {
+    // The parameter that is not a number, if any.
+    let number = |key: &'static str, default: usize| -> Result<usize, &'static str> {
+        q.get(key)
+            .map_or(Ok(default), |v| v.parse::<usize>().map_err(|_| key))
+    };
+    let (page, size) = match (number("pageNumber", 1), number("pageSize", 10)) {
+        (Ok(page), Ok(size)) => (page, size),
+        (Err(key), _) | (_, Err(key)) => {
+            return error(StatusCode::BAD_REQUEST, &format!("{key} must be a number"))
+        }
+    };
+    if page == 0 || size == 0 || size > 100 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "pageNumber must be at least 1 and pageSize 1 to 100",
+        );
+    }
+    // Sorted by reference and only the page cloned: 10,000 orders are listed in every call.
+    let book = shared.orders.lock().expect("lock");
+    let mut matching: Vec<&Value> = book.values().filter(|o| keep(o)).collect();
+    fn key(o: &Value) -> (&str, &str) {
+        (
+            o["createdAt"].as_str().unwrap_or_default(),
+            o["orderNumber"].as_str().unwrap_or_default(),
+        )
+    }
+    matching.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    let count = matching.len();
+    let orders: Vec<Value> = matching
+        .into_iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .map(|order| {
+            let mut order = order.clone();
+            if let Some(o) = order.as_object_mut() {
+                o.remove("shipment");
+                o.insert("condition".into(), json!("NEW"));
+                o.insert("conditionDescription".into(), Value::Null);
+            }
+            order
+        })
+        .collect();
+    drop(book);
+    answer(
+        malformed,
+        json!({"count": count, "pageSize": size, "pageNumber": page,
+               "hasNextPage": page.saturating_mul(size) < count, "orders": orders}),
+    )
 }
 
 /// `stockx-sync sandbox`: serves until `stop`.

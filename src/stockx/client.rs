@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use url::Url;
 
 use super::pace::Pace;
-use super::types::{DetailedOrder, MarketData, Product, SearchResults, TokenResponse, Variant};
+use super::types::{
+    DetailedOrder, MarketData, OrderPage, Product, SearchResults, TokenResponse, Variant,
+};
 use super::variants::pick_product_by_style_id;
 use crate::http_retry::{self, Backoff};
 use crate::metrics as m;
@@ -211,6 +213,11 @@ impl StockxClient {
         })
     }
 
+    /// The configured rate (the pace may be slower after 429s).
+    pub fn requests_per_second(&self) -> f64 {
+        self.inner.config.requests_per_second
+    }
+
     /// Sets the first cool-down after a bot-protection block (30 s unless set; each further
     /// block in a row doubles it, up to 30 min).
     pub fn set_block_backoff(&self, first: Duration) {
@@ -270,6 +277,48 @@ impl StockxClient {
             }
             other => other,
         }
+    }
+
+    /// A page (from 1, 100 orders) of the seller's past orders created between `from` and `to`
+    /// (inclusive), of `status` when given. One call.
+    pub async fn orders_history(
+        &self,
+        from: Date,
+        to: Date,
+        page: u32,
+        status: Option<&str>,
+    ) -> Result<OrderPage, StockxError> {
+        let (from, to, page) = (iso_date(from), iso_date(to), page.to_string());
+        let mut query = vec![
+            ("fromDate", from.as_str()),
+            ("toDate", to.as_str()),
+            ("pageNumber", page.as_str()),
+            ("pageSize", ORDER_PAGE_SIZE),
+        ];
+        if let Some(status) = status {
+            query.push(("orderStatus", status));
+        }
+        Ok(self
+            .get(
+                "/selling/orders/history",
+                "/v2/selling/orders/history",
+                &query,
+            )
+            .await?
+            .unwrap_or_else(OrderPage::empty))
+    }
+
+    /// A page (from 1, 100 orders) of the seller's orders still in progress. One call.
+    pub async fn orders_active(&self, page: u32) -> Result<OrderPage, StockxError> {
+        let page = page.to_string();
+        Ok(self
+            .get(
+                "/selling/orders/active",
+                "/v2/selling/orders/active",
+                &[("pageNumber", page.as_str()), ("pageSize", ORDER_PAGE_SIZE)],
+            )
+            .await?
+            .unwrap_or_else(OrderPage::empty))
     }
 
     /// GET with auth, rate limit and 429 handling. `route` is the metric label.
@@ -552,6 +601,19 @@ impl StockxClient {
         *cached = Some((token.access_token.clone(), valid_until));
         Ok(token.access_token)
     }
+}
+
+/// The largest page the order lists allow.
+const ORDER_PAGE_SIZE: &str = "100";
+
+/// `YYYY-MM-DD`, as the order lists take dates.
+fn iso_date(date: Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
 }
 
 /// Percent-encodes one path segment (order numbers and IDs are plain, but never trust input).

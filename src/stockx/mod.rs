@@ -8,7 +8,7 @@ pub mod types;
 pub mod variants;
 
 pub use client::{ClientConfig, StockxClient, StockxError};
-pub use types::{DetailedOrder, MarketData, Product, Variant};
+pub use types::{DetailedOrder, ListOrder, MarketData, OrderPage, Product, Variant};
 pub use variants::{match_variant, normalize_style_id};
 
 use crate::config::Settings;

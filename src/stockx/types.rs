@@ -206,6 +206,50 @@ pub struct DetailedOrder {
     pub payout: Option<Payout>,
 }
 
+/// One order of a list (`/selling/orders/history`, `/selling/orders/active`): the
+/// DetailedOrder fields less `shipment` (which we do not read), plus the item's condition. The
+/// shared fields are read by the same `DetailedOrder` type, so that an order found in a list is
+/// stored exactly as the single-order answer would be.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOrder {
+    #[serde(flatten)]
+    pub order: DetailedOrder,
+    #[serde(default)]
+    pub condition: Option<String>,
+    #[serde(default)]
+    pub condition_description: Option<String>,
+}
+
+/// A page of the seller's orders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPage {
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub count: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub page_size: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub page_number: Option<u64>,
+    #[serde(default)]
+    pub has_next_page: Option<bool>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub orders: Vec<ListOrder>,
+}
+
+impl OrderPage {
+    /// An empty last page (what a 404 on a list means).
+    pub fn empty() -> OrderPage {
+        OrderPage {
+            count: Some(0),
+            page_size: None,
+            page_number: None,
+            has_next_page: Some(false),
+            orders: Vec::new(),
+        }
+    }
+}
+
 fn unknown() -> String {
     "UNKNOWN".into()
 }
@@ -343,6 +387,26 @@ mod tests {
         assert!(order.payout.unwrap().adjustments.is_empty());
         let order: DetailedOrder = serde_json::from_str(r#"{"orderNumber":"1-2"}"#).unwrap();
         assert_eq!(order.status, "UNKNOWN");
+    }
+
+    #[test]
+    fn a_list_order_reads_as_the_detailed_order_plus_its_condition() {
+        let json = r#"{"count":1,"pageSize":100,"pageNumber":1,"hasNextPage":false,"orders":[
+            {"orderNumber":"1-2","amount":"140","status":"COMPLETED","condition":"NEW",
+             "conditionDescription":null,"variant":{"variantId":"v1"},
+             "product":{"productId":"p1"},
+             "payout":{"totalPayout":"76.81","adjustments":[{"amount":"-6.32"}]}}]}"#;
+        let page: OrderPage = serde_json::from_str(json).unwrap();
+        assert_eq!(page.has_next_page, Some(false));
+        let first = &page.orders[0];
+        assert_eq!(first.condition.as_deref(), Some("NEW"));
+        assert_eq!(first.order.order_number, "1-2");
+        assert_eq!(first.order.amount, Some(Decimal::new(140, 0)));
+        let payout = first.order.payout.as_ref().unwrap();
+        assert_eq!(payout.total_payout, Some(Decimal::new(7681, 2)));
+        assert_eq!(first.order.variant.as_ref().unwrap().variant_id, "v1");
+        let page: OrderPage = serde_json::from_str(r#"{"orders":null}"#).unwrap();
+        assert!(page.orders.is_empty());
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub async fn start(db: &TestDb, rps: f64, faults: Faults, max_concurrency: usize
     start_with(db, rps, faults, max_concurrency, |_| {}).await
 }
 
-async fn start_with(
+pub async fn start_with(
     db: &TestDb,
     rps: f64,
     faults: Faults,

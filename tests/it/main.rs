@@ -6,6 +6,7 @@ mod alerting;
 mod backfill;
 mod binary;
 mod budibase;
+mod bulk;
 mod checks;
 mod cli;
 mod deploy;
