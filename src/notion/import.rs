@@ -482,7 +482,8 @@ fn plain_sale(sale: &SaleRecord) -> bool {
     let profit = sale.profit.map(|p| p.round_dp(2)).unwrap_or(net - purchase);
     let roi_ok = match sale.roi {
         Some(roi) => roi.round_dp(4).abs() < Decimal::from(100_000_000),
-        None if purchase > Decimal::ZERO => ((net - purchase) / purchase)
+        // Computed from the profit as recorded (migration 40).
+        None if purchase > Decimal::ZERO => (profit / purchase)
             .round_dp(4)
             .abs()
             .lt(&Decimal::from(100_000_000)),

@@ -15,14 +15,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Sale, TestDb};
 
-type Values = HashMap<String, Option<String>>;
+pub(crate) type Values = HashMap<String, Option<String>>;
 
 static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `sql` as Budibase's driver (node-postgres) does: every parameter untyped and sent as
 /// text, so the server infers each one's type from where it stands and parses the text.
 /// `PREPARE` without parameter types and `EXECUTE` with string literals are exactly that.
-async fn bb(
+pub(crate) async fn bb(
     conn: &mut PgConnection,
     sql: &str,
     params: &[Option<&str>],
@@ -61,14 +61,14 @@ fn values(row: &PgRow) -> Values {
         .collect()
 }
 
-fn get<'a>(row: &'a Values, column: &str) -> Option<&'a str> {
+pub(crate) fn get<'a>(row: &'a Values, column: &str) -> Option<&'a str> {
     row.get(column)
         .unwrap_or_else(|| panic!("no column {column} in {row:?}"))
         .as_deref()
 }
 
 /// Budibase's connection set-up, on every connection it opens.
-async fn budibase_session(conn: &mut PgConnection) {
+pub(crate) async fn budibase_session(conn: &mut PgConnection) {
     sqlx::raw_sql(r#"SET search_path TO "platforms""#)
         .execute(&mut *conn)
         .await
@@ -107,7 +107,7 @@ const ALL_COLUMNS: [&str; 22] = [
 
 /// Budibase's edit: `update ... set <every column, the key included> ... where <pk> = ...
 /// returning *`, with the values the form holds.
-async fn bb_update(
+pub(crate) async fn bb_update(
     conn: &mut PgConnection,
     id: &str,
     form: &Values,
@@ -131,7 +131,7 @@ async fn bb_update(
     Ok(rows.remove(0))
 }
 
-async fn bb_read(conn: &mut PgConnection, id: &str) -> Values {
+pub(crate) async fn bb_read(conn: &mut PgConnection, id: &str) -> Values {
     bb(
         conn,
         r#"select * from "stockx_sale_entry" where "stockx_sale_entry"."id" = $1 limit $2"#,
