@@ -785,3 +785,74 @@ async fn invisible_spaces_fold_like_ordinary_ones_in_suppliers_and_sizes() {
         .unwrap();
     assert_eq!(sizes, vec!["10"]);
 }
+
+/// The import's rows skip the entry table's INSERT trigger while the refresh key is set
+/// (migration 41); a user who sets the setting by hand gets the whole statement refused.
+#[tokio::test]
+async fn setting_the_refresh_key_by_hand_lets_nothing_through() {
+    let db = TestDb::new().await;
+    let budibase = db.login_role("budibase", &["stockx_sync_entry"]).await;
+    let mut conn = budibase.connect().await;
+    budibase_session(&mut conn).await;
+    sqlx::raw_sql("SET stockx_sync.entry_refresh = 'guessed'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = bb(
+        &mut conn,
+        r#"insert into "stockx_sale_entry" ("net_proceeds", "purchase_price", "size", "sku", "sold_at", "stockx_order_number", "supplier", "enrichment_status", "stockx_title") values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *"#,
+        &[
+            Some("150"),
+            Some("100"),
+            Some("10"),
+            Some("DD1391-100"),
+            Some("2024-03-20"),
+            Some("GUESS-1"),
+            Some("Zalando"),
+            Some("enriched"),
+            Some("typed over"),
+        ],
+    )
+    .await
+    .expect_err("a guessed refresh key is refused");
+    let db_err = err.as_database_error().unwrap();
+    assert_eq!(
+        db_err.code().as_deref(),
+        Some("42501"),
+        "{}",
+        db_err.message()
+    );
+    assert!(
+        db_err.message().contains("reserved"),
+        "{}",
+        db_err.message()
+    );
+    assert_eq!(db.count("platforms.stockx_sale_entry").await, 0);
+
+    // Cleared, the same insert goes through the trigger as always.
+    sqlx::raw_sql("RESET stockx_sync.entry_refresh")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let row = bb(
+        &mut conn,
+        r#"insert into "stockx_sale_entry" ("net_proceeds", "purchase_price", "size", "sku", "sold_at", "stockx_order_number", "supplier", "enrichment_status", "stockx_title") values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *"#,
+        &[
+            Some("150"),
+            Some("100"),
+            Some("10"),
+            Some("DD1391-100"),
+            Some("2024-03-20"),
+            Some("GUESS-1"),
+            Some("Zalando"),
+            Some("enriched"),
+            Some("typed over"),
+        ],
+    )
+    .await
+    .unwrap()
+    .remove(0);
+    assert_eq!(get(&row, "enrichment_status"), Some("pending"));
+    assert_eq!(db.count("platforms.stockx_orders").await, 1);
+    conn.close().await.ok();
+}
