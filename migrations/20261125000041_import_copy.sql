@@ -122,8 +122,11 @@ BEGIN
     -- What the entry table would refuse, or where its reading of the record and the
     -- per-record import's could differ (the order number it looks up, a repeated number):
     -- left to the per-record import, which names the error.
+    -- One pass over the stage: each pass rewrites every row of it.
     UPDATE import_sales_stage s SET status = 'retry'
-    WHERE NOT coalesce(
+    FROM (SELECT t.idx, row_number() OVER (PARTITION BY t.order_number ORDER BY t.idx) AS n
+          FROM import_sales_stage t) d
+    WHERE d.idx = s.idx AND (d.n > 1 OR NOT coalesce(
             s.order_number <> '' AND length(s.order_number) <= 100
             AND s.order_number !~ v_control AND s.order_number !~ v_hidden
             AND btrim(s.raw_order) = s.order_number
@@ -147,11 +150,7 @@ BEGIN
             AND s.sold_at BETWEEN DATE '1900-01-01' AND DATE '2100-12-31'
             AND (s.purchase_date IS NULL OR s.purchase_date BETWEEN DATE '1900-01-01' AND DATE '2100-12-31')
             AND (s.delivered_at IS NULL OR s.delivered_at BETWEEN DATE '1900-01-01' AND DATE '2100-12-31'),
-          false);
-    UPDATE import_sales_stage s SET status = 'retry'
-    FROM (SELECT t.idx, row_number() OVER (PARTITION BY t.order_number ORDER BY t.idx) AS n
-          FROM import_sales_stage t) d
-    WHERE d.idx = s.idx AND d.n > 1;
+          false));
 
     -- Sales already recorded: skipped, or with p_update their changed fields updated (the
     -- same statements as the per-record import, one per table for the whole batch).
@@ -213,23 +212,20 @@ BEGIN
     SELECT DISTINCT ON (lower(s.supplier)) s.supplier FROM import_sales_stage s
     WHERE s.status IS NULL ORDER BY lower(s.supplier), s.idx
     ON CONFLICT DO NOTHING;
-    UPDATE import_sales_stage s SET supplier_id = sup.id, supplier_name = sup.name
-    FROM products.suppliers sup
-    WHERE s.status IS NULL AND lower(sup.name) = lower(s.supplier);
     INSERT INTO products.sizes (value, region, category_id)
     SELECT DISTINCT s.size, s.size_region, v_category FROM import_sales_stage s
     WHERE s.status IS NULL
     ON CONFLICT DO NOTHING;
-    UPDATE import_sales_stage s SET size_id = z.id
-    FROM products.sizes z
-    WHERE s.status IS NULL AND z.value = s.size AND z.region = s.size_region
-      AND z.category_id = v_category;
     INSERT INTO products.products (sku, category_id)
     SELECT DISTINCT s.sku, v_category FROM import_sales_stage s WHERE s.status IS NULL
     ON CONFLICT DO NOTHING;
-    UPDATE import_sales_stage s SET product_id = p.id, product_name = p.name
-    FROM products.products p
-    WHERE s.status IS NULL AND p.sku = s.sku;
+    -- The three lookups in one pass.
+    UPDATE import_sales_stage s SET supplier_id = sup.id, supplier_name = sup.name,
+                                    size_id = z.id, product_id = p.id, product_name = p.name
+    FROM products.suppliers sup, products.sizes z, products.products p
+    WHERE s.status IS NULL AND lower(sup.name) = lower(s.supplier)
+      AND z.value = s.size AND z.region = s.size_region AND z.category_id = v_category
+      AND p.sku = s.sku;
 
     INSERT INTO products.inventory (id, product_id, size_id, supplier_id, purchase_price,
                                     purchase_date, status, external_ids)
@@ -260,10 +256,11 @@ BEGIN
            s.delivered_at, s.notes, 'pending', s.product_name, NULL, NULL, NULL, NULL, s.order_id
     FROM import_sales_stage s WHERE s.status IS NULL ORDER BY s.idx;
     PERFORM set_config('stockx_sync.entry_refresh', '', true);
-    UPDATE import_sales_stage s SET status = 'created' WHERE s.status IS NULL;
+    -- From here on a status still NULL means created (not written back: another pass).
 
     -- One sync-log row per record taken; the batch's time shared out between them.
-    SELECT count(*) INTO v_rows FROM import_sales_stage s WHERE s.status <> 'retry';
+    SELECT count(*) INTO v_rows FROM import_sales_stage s
+    WHERE s.status IS DISTINCT FROM 'retry';
     v_ms := (extract(epoch FROM clock_timestamp() - v_started) * 1000 / greatest(v_rows, 1))::integer;
     INSERT INTO integration.notion_sale_sync_log
         (stockx_order_number, notion_page_id, sync_status, trigger_type, entities_created,
@@ -273,14 +270,15 @@ BEGIN
                 WHEN cardinality(s.warnings) > 0 THEN 'warning'
                 ELSE 'success' END,
            p_trigger,
-           CASE WHEN s.status = 'created' THEN
+           CASE WHEN s.status IS NULL THEN
                jsonb_build_object('order', s.order_id, 'listing', s.listing_id,
                                   'inventory', s.inventory_id, 'product', s.product_id,
                                   'size', s.size_id, 'supplier', s.supplier_id) END,
            s.warnings, NULL, v_ms, left(p_synced_by, 100), p_run_id
-    FROM import_sales_stage s WHERE s.status <> 'retry' ORDER BY s.idx;
+    FROM import_sales_stage s WHERE s.status IS DISTINCT FROM 'retry' ORDER BY s.idx;
 
-    RETURN QUERY SELECT s.idx, s.status FROM import_sales_stage s ORDER BY s.idx;
+    RETURN QUERY SELECT s.idx, coalesce(s.status, 'created') FROM import_sales_stage s
+                 ORDER BY s.idx;
     DROP TABLE pg_temp.import_sales_stage;
 END $$;
 REVOKE EXECUTE ON FUNCTION integration.import_sales_staged(boolean, text, text, uuid) FROM PUBLIC;

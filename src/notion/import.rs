@@ -76,7 +76,9 @@ impl Default for ImportOptions {
             update: false,
             trigger: Trigger::Manual,
             synced_by: "stockx-sync".into(),
-            batch_size: 2000,
+            // One COPY and one set-based load for a typical history; memory stays well under
+            // 100 MB at this size.
+            batch_size: 10_000,
             run_id: Uuid::new_v4(),
             set_based: true,
         }
