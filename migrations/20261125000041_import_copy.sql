@@ -75,6 +75,10 @@ DECLARE
     v_hidden constant text :=
         '[\u00a0\u1680\u180e\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]';
     v_control constant text := '[\u0001-\u001f\u007f-\u009f]';
+    -- Printable ASCII words with single spaces between them: what the entry table's cleaning
+    -- leaves as it is (migration 30's import_plain, as one regular expression: a seventh of
+    -- its time on 10,000 records).
+    v_plain   constant text := '^[!-~]+( [!-~]+)*$';
     v_started  timestamptz := clock_timestamp();
     v_category uuid;
     v_rows     integer;
@@ -85,17 +89,17 @@ BEGIN
     -- table's cleaning makes of it; only the others go through the (slower) expressions.
     CREATE TEMP TABLE import_sales_stage ON COMMIT DROP AS
     SELECT u.idx, u.source, u.page, u.raw_order,
-           CASE WHEN integration.import_plain(u.raw_order) THEN u.raw_order
+           CASE WHEN u.raw_order ~ v_plain THEN u.raw_order
                 ELSE regexp_replace(u.raw_order, v_edge, '', 'g') END AS order_number,
            u.sku AS raw_sku, u.size AS raw_size, u.supplier AS raw_supplier,
-           upper(CASE WHEN integration.import_plain(u.sku) THEN u.sku
+           upper(CASE WHEN u.sku ~ v_plain THEN u.sku
                       ELSE btrim(regexp_replace(u.sku, v_space, ' ', 'g'), ' ') END) AS sku,
-           CASE WHEN integration.import_plain(u.size) THEN u.size
+           CASE WHEN u.size ~ v_plain THEN u.size
                 ELSE btrim(regexp_replace(u.size, v_space, ' ', 'g'), ' ') END AS size,
-           upper(coalesce(nullif(CASE WHEN integration.import_plain(u.region) THEN u.region
+           upper(coalesce(nullif(CASE WHEN u.region ~ v_plain THEN u.region
                                       ELSE btrim(regexp_replace(u.region, v_space, ' ', 'g'), ' ') END,
                                  ''), 'US')) AS size_region,
-           CASE WHEN integration.import_plain(u.supplier) THEN u.supplier
+           CASE WHEN u.supplier ~ v_plain THEN u.supplier
                 ELSE btrim(regexp_replace(u.supplier, v_space, ' ', 'g'), ' ') END AS supplier,
            u.purchase_price AS raw_purchase_price, u.sale_price AS raw_sale_price,
            u.net_proceeds AS raw_net_proceeds, u.profit AS raw_profit, u.roi AS raw_roi,
