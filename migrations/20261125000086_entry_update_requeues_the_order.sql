@@ -2,7 +2,7 @@
 -- import that rewrites the row) failed with "there is no unique or exclusion constraint
 -- matching the ON CONFLICT specification": the update trigger re-queues the order job with
 -- ON CONFLICT over the one-open-job index, which migration 020 replaced by the one-waiting-job
--- index (`state IN ('available', 'retryable')`). The function again, as migration 010 has it,
+-- index (`state IN ('available', 'retryable')`). The function again, as migration 040 has it,
 -- with the predicate of the index that exists. The order job has to run after such a
 -- correction: its checks (`order_product_mismatch`) compare StockX's order with the product
 -- and size.
@@ -30,15 +30,15 @@ BEGIN
     -- The worker's columns are the worker's: whatever the client sent, they are recomputed.
     NEW.order_id := OLD.order_id;
 
-    -- A profit (ROI) sent back unchanged that was the computed one follows the new prices; one
-    -- the user typed stays as typed.
+    -- A profit sent back unchanged that was the computed one follows the new prices, an ROI
+    -- the new profit; one the user typed stays as typed.
     IF NEW.profit IS NOT DISTINCT FROM OLD.profit
        AND OLD.profit IS NOT DISTINCT FROM round(OLD.net_proceeds - OLD.purchase_price, 2) THEN
         NEW.profit := NULL;
     END IF;
     IF NEW.roi IS NOT DISTINCT FROM OLD.roi
-       AND OLD.roi IS NOT DISTINCT FROM (CASE WHEN OLD.purchase_price > 0
-           THEN round((OLD.net_proceeds - OLD.purchase_price) / OLD.purchase_price, 4) END) THEN
+       AND integration.roi_was_computed(OLD.roi, OLD.profit, OLD.net_proceeds,
+                                        OLD.purchase_price) THEN
         NEW.roi := NULL;
     END IF;
     NEW := integration.sale_entry_clean(NEW);

@@ -28,6 +28,8 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::notion::import::DatabaseSplit;
+
 use crate::app::App;
 use crate::config::{QueueCommit, Settings};
 use crate::queue::{self, Job, JobHandler, JobKind, JobResult, JobState};
@@ -190,12 +192,15 @@ pub async fn run(
     database: &crate::db::Database,
     options: &BenchOptions,
     import_rows: usize,
+    import_only: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let scratch = ScratchDb::create(&database.connect_options, "bench").await?;
-    let figures = run_queue_bench(settings, &scratch.pool, options).await;
-    scratch.drop_now().await?;
-    super::print_report(&figures?, json);
+    if !import_only {
+        let scratch = ScratchDb::create(&database.connect_options, "bench").await?;
+        let figures = run_queue_bench(settings, &scratch.pool, options).await;
+        scratch.drop_now().await?;
+        super::print_report(&figures?, json);
+    }
     if import_rows > 0 {
         let scratch = ScratchDb::create(&database.connect_options, "import").await?;
         let figures = run_import_bench(settings, &scratch.pool, import_rows).await;
@@ -414,12 +419,20 @@ pub struct ImportFigures {
     pub first_run_seconds: f64,
     /// Time spent waiting on the database during the first run.
     pub first_run_database_seconds: f64,
+    /// Where the first run's database time went.
+    pub first_run_split: DatabaseSplit,
+    /// CPU time of the database server process that ran the first import (user + system),
+    /// when the server runs on this machine: unlike the wall times, it hardly depends on what
+    /// else the machine is doing.
+    pub first_run_server_cpu_seconds: Option<f64>,
     pub rows_per_second: f64,
     pub created: usize,
     pub skipped_other_platform: usize,
     pub failed: usize,
     pub second_run_seconds: f64,
     pub second_run_database_seconds: f64,
+    pub second_run_split: DatabaseSplit,
+    pub second_run_server_cpu_seconds: Option<f64>,
     pub second_run_created: usize,
     /// The bench process's peak resident memory after the imports (it includes the queue
     /// benchmark's, which ran first).
@@ -431,7 +444,9 @@ impl std::fmt::Display for ImportFigures {
         write!(
             f,
             "Notion export import (synchronous_commit={}): {} rows in {:.2} s, {:.2} s of it in the database ({:.0} rows/s; {} created, {} other platforms, {} failed); \
-             again (idempotent): {:.2} s ({:.2} s in the database), {} created; peak RSS {}",
+             again (idempotent): {:.2} s ({:.2} s in the database), {} created; peak RSS {}\n  \
+             database time, first run: {}; server CPU {}\n  \
+             database time, again:     {}; server CPU {}",
             self.synchronous_commit,
             self.rows,
             self.first_run_seconds,
@@ -445,9 +460,44 @@ impl std::fmt::Display for ImportFigures {
             self.second_run_created,
             self.peak_rss_mb
                 .map(|mb| format!("{mb:.0} MB"))
-                .unwrap_or_else(|| "unknown".into())
+                .unwrap_or_else(|| "unknown".into()),
+            split_line(&self.first_run_split),
+            cpu(self.first_run_server_cpu_seconds),
+            split_line(&self.second_run_split),
+            cpu(self.second_run_server_cpu_seconds),
         )
     }
+}
+
+fn cpu(seconds: Option<f64>) -> String {
+    seconds
+        .map(|s| format!("{s:.2} s"))
+        .unwrap_or_else(|| "unknown (server not on this machine)".into())
+}
+
+/// CPU time (user + system) of a process on this machine, from `/proc/PID/stat`; `None` when it
+/// cannot be read (another machine, another OS). Linux reports it in USER_HZ, 100 a second.
+fn process_cpu_seconds(pid: i32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// The database time of one import, by step.
+fn split_line(split: &DatabaseSplit) -> String {
+    format!(
+        "lookup {} ms, COPY {} ms, set-based load {} ms, one at a time {} ms, sync log {} ms, transaction {} ms",
+        split.lookup_ms,
+        split.copy_ms,
+        split.load_ms,
+        split.one_by_one_ms,
+        split.log_ms,
+        split.transaction_ms
+    )
 }
 
 pub async fn run_import_bench(
@@ -460,20 +510,38 @@ pub async fn run_import_bench(
     let file = dir.join("Sales 0123456789abcdef0123456789abcdef_all.csv");
     crate::sandbox::notion_export::write_sample_export(&file, rows, 7)?;
     let options = crate::notion::import::ImportOptions::default();
-    let (first, first_run_seconds) = timed_import(settings, pool, &file, &options).await?;
-    let (second, second_run_seconds) = timed_import(settings, pool, &file, &options).await?;
+    // One connection, so that the server process doing the import is known and its CPU time
+    // can be read (when the server runs on this machine).
+    let single = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await?;
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&single)
+        .await?;
+    let cpu_before = process_cpu_seconds(backend);
+    let (first, first_run_seconds) = timed_import(settings, &single, &file, &options).await?;
+    let cpu_between = process_cpu_seconds(backend);
+    let (second, second_run_seconds) = timed_import(settings, &single, &file, &options).await?;
+    let cpu_after = process_cpu_seconds(backend);
+    single.close().await;
+    let spent = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ImportFigures {
         synchronous_commit: format!("{} (server)", server_synchronous_commit(pool).await?),
         rows,
         first_run_seconds,
         first_run_database_seconds: first.database_ms as f64 / 1000.0,
+        first_run_split: first.database_split.clone(),
+        first_run_server_cpu_seconds: spent(cpu_before, cpu_between),
         rows_per_second: rows as f64 / first_run_seconds,
         created: first.created,
         skipped_other_platform: first.skipped_other_platform,
         failed: first.failed,
         second_run_seconds,
         second_run_database_seconds: second.database_ms as f64 / 1000.0,
+        second_run_split: second.database_split.clone(),
+        second_run_server_cpu_seconds: spent(cpu_between, cpu_after),
         second_run_created: second.created,
         peak_rss_mb: peak_rss_mb(),
     })

@@ -116,6 +116,9 @@ pub enum Command {
         /// Rows of the generated Notion export for the import benchmark (0: skip it).
         #[arg(long, default_value_t = 10_000)]
         import_rows: usize,
+        /// Only the import benchmark (skip the queue's).
+        #[arg(long)]
+        import_only: bool,
         /// `synchronous_commit` of the queue's claims and completions (off, local, on, ...,
         /// server); default: the setting `worker.queue_synchronous_commit` (off).
         #[arg(long, value_name = "MODE")]
@@ -421,6 +424,7 @@ async fn run_command(
             concurrency,
             latency_samples,
             import_rows,
+            import_only,
             queue_commit,
             insert_commit,
             stockx,
@@ -451,7 +455,15 @@ async fn run_command(
                 queue_commit: *queue_commit,
                 insert_commit: *insert_commit,
             };
-            bench::run(settings, database, &options, *import_rows, *json).await?;
+            bench::run(
+                settings,
+                database,
+                &options,
+                *import_rows,
+                *import_only,
+                *json,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {

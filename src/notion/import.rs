@@ -1,14 +1,24 @@
 //! Writing mapped Notion records into PostgreSQL: the backfill's database half.
 //!
-//! Records go through `integration.import_sales` (migration 4) a batch at a time: the same
-//! write path as Budibase (`platforms.stockx_sale_entry`), one subtransaction per record so a
-//! bad one is rolled back alone, idempotent on the order number, one sync-log row per record.
-//! The validation rules run here first (the same as the worker's); their findings go to the
-//! sync log and never block a record. During a batch the triggers do not NOTIFY
-//! (`stockx_sync.skip_notify`); one NOTIFY after the commit wakes the worker for all of it.
+//! Records are checked here first (the validation rules, the same as the worker's, whose
+//! findings go to the sync log and never block a record; and the entry table's own rules, see
+//! [`plain_sale`]). A batch is one transaction:
+//!
+//! 1. without `--update`, sales already recorded are found with one query and only logged as
+//!    skipped (a re-run touches nothing else);
+//! 2. the other sales the checks pass are COPYed into the session's load table and written
+//!    set-based by `integration.import_sales_staged` (migration 41): one statement per table;
+//! 3. what that load hands back (and repeats of an order number, and values the entry table
+//!    would refuse or rewrite) goes through `integration.import_sales` (migration 4) one record
+//!    at a time, each in its own subtransaction, so a bad one fails alone with its own error;
+//! 4. unreadable records and other platforms' rows get their sync-log rows.
+//!
+//! Idempotent on the order number, one sync-log row per record. During a batch the triggers do
+//! not NOTIFY (`stockx_sync.skip_notify`); one NOTIFY after the commit wakes the worker for all
+//! of it.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -49,7 +59,7 @@ pub struct ImportOptions {
     pub trigger: Trigger,
     /// The sync log's `synced_by`.
     pub synced_by: String,
-    /// Records per database round trip.
+    /// Records per transaction (and per COPY).
     pub batch_size: usize,
     /// Identifies the run in the sync log.
     pub run_id: Uuid,
@@ -66,7 +76,9 @@ impl Default for ImportOptions {
             update: false,
             trigger: Trigger::Manual,
             synced_by: "stockx-sync".into(),
-            batch_size: 2000,
+            // One COPY and one set-based load for a typical history; memory stays well under
+            // 100 MB at this size.
+            batch_size: 10_000,
             run_id: Uuid::new_v4(),
             set_based: true,
         }
@@ -106,6 +118,73 @@ pub struct ImportReport {
     pub duration_ms: u64,
     /// Of `duration_ms`, the time spent waiting on the database.
     pub database_ms: u64,
+    /// Where `database_ms` went.
+    pub database_split: DatabaseSplit,
+}
+
+/// Where an import's database time went, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DatabaseSplit {
+    /// Finding the sales already recorded (without `--update`).
+    pub lookup_ms: u64,
+    /// Opening the load table and COPYing the records into it.
+    pub copy_ms: u64,
+    /// The set-based load (`integration.import_sales_staged`).
+    pub load_ms: u64,
+    /// Records imported one at a time (`integration.import_sales`).
+    pub one_by_one_ms: u64,
+    /// Sync-log rows written apart from the load: sales already recorded, unreadable records,
+    /// other platforms' rows.
+    pub log_ms: u64,
+    /// BEGIN, SET, savepoints, COMMIT, and the NOTIFY after the run.
+    pub transaction_ms: u64,
+    /// Dry runs: comparing with the database.
+    pub dry_run_ms: u64,
+}
+
+/// [`DatabaseSplit`] while it is measured.
+#[derive(Debug, Default)]
+struct Timings {
+    lookup: Duration,
+    copy: Duration,
+    load: Duration,
+    one_by_one: Duration,
+    log: Duration,
+    transaction: Duration,
+    dry_run: Duration,
+}
+
+impl Timings {
+    fn total(&self) -> Duration {
+        self.lookup
+            + self.copy
+            + self.load
+            + self.one_by_one
+            + self.log
+            + self.transaction
+            + self.dry_run
+    }
+
+    fn split(&self) -> DatabaseSplit {
+        let ms = |d: Duration| d.as_millis() as u64;
+        DatabaseSplit {
+            lookup_ms: ms(self.lookup),
+            copy_ms: ms(self.copy),
+            load_ms: ms(self.load),
+            one_by_one_ms: ms(self.one_by_one),
+            log_ms: ms(self.log),
+            transaction_ms: ms(self.transaction),
+            dry_run_ms: ms(self.dry_run),
+        }
+    }
+}
+
+/// Runs `step`, adding its time to `slot`.
+async fn timed<T>(slot: &mut Duration, step: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = step.await;
+    *slot += started.elapsed();
+    out
 }
 
 const REPORTED_FAILURES: usize = 20;
@@ -126,6 +205,7 @@ impl ImportReport {
             failures: Vec::new(),
             duration_ms: 0,
             database_ms: 0,
+            database_split: DatabaseSplit::default(),
         }
     }
 
@@ -201,7 +281,7 @@ pub async fn import_records(
     // Order numbers seen in this run (a dry run cannot ask the database about them).
     let mut seen: HashSet<String> = HashSet::new();
     let mut wrote_any = false;
-    let mut database = std::time::Duration::ZERO;
+    let mut timings = Timings::default();
     for batch in records.chunks(options.batch_size.max(1)) {
         let mut sales: Vec<Pending> = Vec::new();
         let mut unwritten: Vec<Unwritten> = Vec::new();
@@ -253,8 +333,8 @@ pub async fn import_records(
         }
         report.with_warnings += sales.iter().filter(|p| !p.warnings.is_empty()).count();
 
-        let waited = Instant::now();
         if options.dry_run {
+            let waited = Instant::now();
             let numbers: Vec<String> = sales
                 .iter()
                 .map(|p| p.sale.stockx_order_number.trim().to_string())
@@ -274,10 +354,17 @@ pub async fn import_records(
                     report.created += 1;
                 }
             }
-            database += waited.elapsed();
+            timings.dry_run += waited.elapsed();
         } else {
-            let outcomes = write_batch(pool, &sales, &unwritten, options, report.run_id).await?;
-            database += waited.elapsed();
+            let outcomes = write_batch(
+                pool,
+                &sales,
+                &unwritten,
+                options,
+                report.run_id,
+                &mut timings,
+            )
+            .await?;
             for (i, outcome) in outcomes.into_iter().enumerate() {
                 let Pending { origin, sale, .. } = &sales[i];
                 match outcome.status.as_str() {
@@ -301,12 +388,15 @@ pub async fn import_records(
     }
     if wrote_any {
         // One wake-up for everything this run enqueued.
-        sqlx::query("SELECT pg_notify('stockx_sync_jobs', 'order')")
-            .execute(pool)
-            .await?;
+        timed(
+            &mut timings.transaction,
+            sqlx::query("SELECT pg_notify('stockx_sync_jobs', 'order')").execute(pool),
+        )
+        .await?;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
-    report.database_ms = database.as_millis() as u64;
+    report.database_ms = timings.total().as_millis() as u64;
+    report.database_split = timings.split();
     Ok(report)
 }
 
@@ -332,35 +422,75 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// Writes one batch in one transaction: the sales the set-based load takes, then one at a
-/// time the ones it does not (and, should the set-based statement fail as a whole, all of
-/// them), then the sync-log rows of the records not written. Returns one outcome per sale.
+/// Writes one batch in one transaction: the sales already recorded logged as skipped (without
+/// `--update`), the other sales the checks pass COPYed and loaded set-based, then one at a time
+/// the ones the load hands back (and, should the load fail as a whole, all of them), then the
+/// sync-log rows of the records not written. Returns one outcome per sale.
 async fn write_batch(
     pool: &PgPool,
     sales: &[Pending<'_>],
     unwritten: &[Unwritten<'_>],
     options: &ImportOptions,
     run_id: Uuid,
+    timings: &mut Timings,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut outcomes: Vec<Option<Outcome>> = (0..sales.len()).map(|_| None).collect();
-    let (set_based, mut one_by_one) = if options.set_based {
+    let (mut set_based, mut one_by_one) = if options.set_based {
         route(sales)
     } else {
         (Vec::new(), (0..sales.len()).collect())
     };
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL stockx_sync.skip_notify = 'on'")
-        .execute(&mut *tx)
-        .await?;
-    if !set_based.is_empty() {
-        sqlx::query("SAVEPOINT import_set")
-            .execute(&mut *tx)
+    let mut tx = timed(&mut timings.transaction, pool.begin()).await?;
+    timed(
+        &mut timings.transaction,
+        sqlx::query("SET LOCAL stockx_sync.skip_notify = 'on'").execute(&mut *tx),
+    )
+    .await?;
+    if !options.update && !set_based.is_empty() {
+        // The early filter: a sale already recorded is skipped whatever the record says, so
+        // a re-run only logs it.
+        let keys: Vec<String> = set_based
+            .iter()
+            .map(|&i| order_key(&sales[i].sale.stockx_order_number).to_string())
+            .collect();
+        let recorded: HashSet<String> = timed(
+            &mut timings.lookup,
+            crate::sales::recorded_order_numbers(&mut *tx, &keys),
+        )
+        .await?
+        .into_iter()
+        .collect();
+        if !recorded.is_empty() {
+            let (skipped, rest): (Vec<usize>, Vec<usize>) = set_based
+                .iter()
+                .partition(|&&i| recorded.contains(order_key(&sales[i].sale.stockx_order_number)));
+            timed(
+                &mut timings.log,
+                log_skipped(&mut tx, sales, &skipped, options, run_id),
+            )
             .await?;
-        match write_set(&mut tx, sales, &set_based, options, run_id).await {
+            for i in skipped {
+                outcomes[i] = Some(Outcome {
+                    status: "skipped".into(),
+                    error: None,
+                });
+            }
+            set_based = rest;
+        }
+    }
+    if !set_based.is_empty() {
+        timed(
+            &mut timings.transaction,
+            sqlx::query("SAVEPOINT import_set").execute(&mut *tx),
+        )
+        .await?;
+        match write_set(&mut tx, sales, &set_based, options, run_id, timings).await {
             Ok(statuses) => {
-                sqlx::query("RELEASE SAVEPOINT import_set")
-                    .execute(&mut *tx)
-                    .await?;
+                timed(
+                    &mut timings.transaction,
+                    sqlx::query("RELEASE SAVEPOINT import_set").execute(&mut *tx),
+                )
+                .await?;
                 for (i, status) in statuses {
                     if status == "retry" {
                         one_by_one.push(i);
@@ -376,9 +506,11 @@ async fn write_batch(
                 // A record the checks let through was still refused (or another import wrote
                 // the same order meanwhile): every record of the batch gets its own try.
                 tracing::warn!(error = %e, records = set_based.len(), "set-based import refused; importing the batch one record at a time");
-                sqlx::query("ROLLBACK TO SAVEPOINT import_set")
-                    .execute(&mut *tx)
-                    .await?;
+                timed(
+                    &mut timings.transaction,
+                    sqlx::query("ROLLBACK TO SAVEPOINT import_set").execute(&mut *tx),
+                )
+                .await?;
                 one_by_one.extend(set_based);
             }
         }
@@ -390,27 +522,37 @@ async fn write_batch(
             .iter()
             .map(|&i| sale_json(sales[i].origin, sales[i].sale, &sales[i].warnings))
             .collect();
-        let rows: Vec<(i32, String, Option<String>)> = sqlx::query_as(
-            "SELECT idx, status, error FROM integration.import_sales($1, $2, $3, $4, $5)",
+        let rows: Vec<OneByOneRow> = timed(
+            &mut timings.one_by_one,
+            sqlx::query_as(
+                "SELECT idx, status, error FROM integration.import_sales($1, $2, $3, $4, $5)",
+            )
+            .bind(serde_json::Value::Array(payload))
+            .bind(options.update)
+            .bind(options.trigger.as_str())
+            .bind(&options.synced_by)
+            .bind(run_id)
+            .fetch_all(&mut *tx),
         )
-        .bind(serde_json::Value::Array(payload))
-        .bind(options.update)
-        .bind(options.trigger.as_str())
-        .bind(&options.synced_by)
-        .bind(run_id)
-        .fetch_all(&mut *tx)
         .await?;
-        for (idx, status, error) in rows {
-            if let Some(&i) = usize::try_from(idx - 1)
+        for row in rows {
+            if let Some(&i) = usize::try_from(row.idx - 1)
                 .ok()
                 .and_then(|k| one_by_one.get(k))
             {
-                outcomes[i] = Some(Outcome { status, error });
+                outcomes[i] = Some(Outcome {
+                    status: row.status,
+                    error: row.error,
+                });
             }
         }
     }
-    log_unwritten(&mut tx, unwritten, options, run_id).await?;
-    tx.commit().await?;
+    timed(
+        &mut timings.log,
+        log_unwritten(&mut tx, unwritten, options, run_id),
+    )
+    .await?;
+    timed(&mut timings.transaction, tx.commit()).await?;
     Ok(outcomes
         .into_iter()
         .map(|o| {
@@ -420,6 +562,14 @@ async fn write_batch(
             })
         })
         .collect())
+}
+
+/// One record's outcome from `integration.import_sales`.
+#[derive(sqlx::FromRow)]
+struct OneByOneRow {
+    idx: i32,
+    status: String,
+    error: Option<String>,
 }
 
 /// Splits a batch's sales (by index) into those for the set-based load and those to import one
@@ -482,7 +632,8 @@ fn plain_sale(sale: &SaleRecord) -> bool {
     let profit = sale.profit.map(|p| p.round_dp(2)).unwrap_or(net - purchase);
     let roi_ok = match sale.roi {
         Some(roi) => roi.round_dp(4).abs() < Decimal::from(100_000_000),
-        None if purchase > Decimal::ZERO => ((net - purchase) / purchase)
+        // Computed from the profit as recorded (migration 40).
+        None if purchase > Decimal::ZERO => (profit / purchase)
             .round_dp(4)
             .abs()
             .lt(&Decimal::from(100_000_000)),
@@ -510,98 +661,192 @@ fn plain_sale(sale: &SaleRecord) -> bool {
         && sale.delivered_at.is_none_or(date_ok)
 }
 
-/// One call of `integration.import_sales_set` for the sales at `which`: one array per column.
-/// Returns (index into `sales`, status) for each.
+/// The set-based load of the sales at `which`: COPY into the session's load table, then one
+/// call of `integration.import_sales_staged`. Returns (index into `sales`, status) for each.
 async fn write_set(
     tx: &mut sqlx::PgConnection,
     sales: &[Pending<'_>],
     which: &[usize],
     options: &ImportOptions,
     run_id: Uuid,
+    timings: &mut Timings,
 ) -> Result<Vec<(usize, String)>, sqlx::Error> {
-    let n = which.len();
-    let mut idx: Vec<i32> = Vec::with_capacity(n);
-    let mut source: Vec<String> = Vec::with_capacity(n);
-    let mut page: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut order: Vec<&str> = Vec::with_capacity(n);
-    let mut sku: Vec<&str> = Vec::with_capacity(n);
-    let mut size: Vec<&str> = Vec::with_capacity(n);
-    let mut region: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut supplier: Vec<&str> = Vec::with_capacity(n);
-    let mut purchase_price: Vec<Decimal> = Vec::with_capacity(n);
-    let mut purchase_date: Vec<Option<Date>> = Vec::with_capacity(n);
-    let mut sale_price: Vec<Option<Decimal>> = Vec::with_capacity(n);
-    let mut net_proceeds: Vec<Decimal> = Vec::with_capacity(n);
-    let mut profit: Vec<Option<Decimal>> = Vec::with_capacity(n);
-    let mut roi: Vec<Option<Decimal>> = Vec::with_capacity(n);
-    let mut sold_at: Vec<Date> = Vec::with_capacity(n);
-    let mut delivered_at: Vec<Option<Date>> = Vec::with_capacity(n);
-    let mut notes: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut warnings: Vec<String> = Vec::with_capacity(n);
+    let copied = Instant::now();
+    sqlx::query("SELECT integration.import_stage_open()")
+        .execute(&mut *tx)
+        .await?;
+    let mut data = String::with_capacity(which.len() * 200);
     for (k, &i) in which.iter().enumerate() {
-        let Pending {
-            origin,
-            sale,
-            warnings: found,
-        } = &sales[i];
-        idx.push(k as i32 + 1);
-        source.push(origin.to_string());
-        page.push(match origin {
-            RecordSource::NotionPage { page_id, .. } => Some(page_id.as_str()),
-            RecordSource::CsvRow { .. } => None,
-        });
-        order.push(&sale.stockx_order_number);
-        sku.push(&sale.sku);
-        size.push(&sale.size);
-        region.push(sale.size_region.as_deref());
-        supplier.push(&sale.supplier);
-        purchase_price.push(sale.purchase_price);
-        purchase_date.push(sale.purchase_date);
-        sale_price.push(sale.sale_price);
-        net_proceeds.push(sale.net_proceeds);
-        profit.push(sale.profit);
-        roi.push(sale.roi);
-        sold_at.push(sale.sold_at);
-        delivered_at.push(sale.delivered_at);
-        notes.push(sale.notes.as_deref());
-        warnings.push(found.join("\u{1f}"));
+        load_row(&mut data, k + 1, &sales[i]);
     }
-    let rows: Vec<(i32, String)> = sqlx::query_as(
-        "SELECT idx, status FROM integration.import_sales_set(
-             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-             $19, $20, $21, $22)",
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY pg_temp.import_sales_load (idx, source, page, raw_order, sku, size, region,
+                 supplier, purchase_price, purchase_date, sale_price, net_proceeds, profit, roi,
+                 sold_at, delivered_at, notes, warnings) FROM STDIN",
+        )
+        .await?;
+    copy.send(data.into_bytes()).await?;
+    copy.finish().await?;
+    timings.copy += copied.elapsed();
+
+    let rows: Vec<StagedRow> = timed(
+        &mut timings.load,
+        sqlx::query_as("SELECT idx, status FROM integration.import_sales_staged($1, $2, $3, $4)")
+            .bind(options.update)
+            .bind(options.trigger.as_str())
+            .bind(&options.synced_by)
+            .bind(run_id)
+            .fetch_all(&mut *tx),
     )
-    .bind(&idx)
-    .bind(&source)
-    .bind(&page)
-    .bind(&order)
-    .bind(&sku)
-    .bind(&size)
-    .bind(&region)
-    .bind(&supplier)
-    .bind(&purchase_price)
-    .bind(&purchase_date)
-    .bind(&sale_price)
-    .bind(&net_proceeds)
-    .bind(&profit)
-    .bind(&roi)
-    .bind(&sold_at)
-    .bind(&delivered_at)
-    .bind(&notes)
-    .bind(&warnings)
-    .bind(options.update)
-    .bind(options.trigger.as_str())
-    .bind(&options.synced_by)
-    .bind(run_id)
-    .fetch_all(&mut *tx)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(k, status)| {
-            let i = *which.get(usize::try_from(k - 1).ok()?)?;
-            Some((i, status))
+        .filter_map(|row| {
+            let i = *which.get(usize::try_from(row.idx - 1).ok()?)?;
+            Some((i, row.status))
         })
         .collect())
+}
+
+/// One record's outcome from `integration.import_sales_staged`.
+#[derive(sqlx::FromRow)]
+struct StagedRow {
+    idx: i32,
+    status: String,
+}
+
+/// One line of COPY's text format for `pg_temp.import_sales_load`.
+fn load_row(out: &mut String, idx: usize, pending: &Pending<'_>) {
+    let Pending {
+        origin,
+        sale,
+        warnings,
+    } = pending;
+    let decimal = |d: Option<Decimal>| d.map(|d| d.to_string());
+    let date = |d: Option<Date>| d.map(|d| d.to_string());
+    let fields: [Option<String>; 18] = [
+        Some(idx.to_string()),
+        Some(origin.to_string()),
+        page_id(origin).map(str::to_string),
+        Some(sale.stockx_order_number.clone()),
+        Some(sale.sku.clone()),
+        Some(sale.size.clone()),
+        sale.size_region.clone(),
+        Some(sale.supplier.clone()),
+        decimal(Some(sale.purchase_price)),
+        date(sale.purchase_date),
+        decimal(sale.sale_price),
+        decimal(Some(sale.net_proceeds)),
+        decimal(sale.profit),
+        decimal(sale.roi),
+        date(Some(sale.sold_at)),
+        date(sale.delivered_at),
+        sale.notes.clone(),
+        Some(warnings.join("\u{1f}")),
+    ];
+    copy_line(out, &fields);
+}
+
+/// Appends one line of COPY's text format: fields separated by tabs, `\N` for NULL, and
+/// backslash, tab, newline and carriage return escaped inside a value.
+fn copy_line(out: &mut String, fields: &[Option<String>]) {
+    for (n, field) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push('\t');
+        }
+        match field {
+            None => out.push_str("\\N"),
+            Some(value) => {
+                for c in value.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// A PostgreSQL array literal of text elements, each quoted.
+fn text_array_literal(items: &[String]) -> String {
+    let mut out = String::from("{");
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+fn page_id(origin: &RecordSource) -> Option<&str> {
+    match origin {
+        RecordSource::NotionPage { page_id, .. } => Some(page_id.as_str()),
+        RecordSource::CsvRow { .. } => None,
+    }
+}
+
+/// The first `n` characters (the sync log's columns are varchar(100)).
+fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Sync-log rows, COPYed, for the sales at `which` found already recorded: skipped, with their
+/// validation findings, as the set-based load logs them.
+async fn log_skipped(
+    tx: &mut sqlx::PgConnection,
+    sales: &[Pending<'_>],
+    which: &[usize],
+    options: &ImportOptions,
+    run_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    let mut data = String::with_capacity(which.len() * 120);
+    let synced_by = cut(&options.synced_by, 100);
+    let run_id = run_id.to_string();
+    for &i in which {
+        let Pending {
+            origin,
+            sale,
+            warnings,
+        } = &sales[i];
+        copy_line(
+            &mut data,
+            &[
+                Some(cut(order_key(&sale.stockx_order_number), 100)),
+                page_id(origin).map(|p| cut(p, 100)),
+                Some("skipped".to_string()),
+                Some(options.trigger.as_str().to_string()),
+                Some(text_array_literal(warnings)),
+                Some("0".to_string()),
+                Some(synced_by.clone()),
+                Some(run_id.clone()),
+            ],
+        );
+    }
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY integration.notion_sale_sync_log (stockx_order_number, notion_page_id,
+                 sync_status, trigger_type, validation_warnings, sync_duration_ms, synced_by,
+                 run_id) FROM STDIN",
+        )
+        .await?;
+    copy.send(data.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
 }
 
 fn facts(sale: &SaleRecord) -> SaleFacts {

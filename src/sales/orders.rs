@@ -42,8 +42,8 @@ pub async fn find_order(
 }
 
 /// Which of `numbers` are recorded already.
-pub async fn recorded_order_numbers(
-    pool: &PgPool,
+pub async fn recorded_order_numbers<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
     numbers: &[String],
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
@@ -51,7 +51,7 @@ pub async fn recorded_order_numbers(
          WHERE stockx_order_number = ANY($1)",
     )
     .bind(numbers)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 

@@ -15,14 +15,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Sale, TestDb};
 
-type Values = HashMap<String, Option<String>>;
+pub(crate) type Values = HashMap<String, Option<String>>;
 
 static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `sql` as Budibase's driver (node-postgres) does: every parameter untyped and sent as
 /// text, so the server infers each one's type from where it stands and parses the text.
 /// `PREPARE` without parameter types and `EXECUTE` with string literals are exactly that.
-async fn bb(
+pub(crate) async fn bb(
     conn: &mut PgConnection,
     sql: &str,
     params: &[Option<&str>],
@@ -61,14 +61,14 @@ fn values(row: &PgRow) -> Values {
         .collect()
 }
 
-fn get<'a>(row: &'a Values, column: &str) -> Option<&'a str> {
+pub(crate) fn get<'a>(row: &'a Values, column: &str) -> Option<&'a str> {
     row.get(column)
         .unwrap_or_else(|| panic!("no column {column} in {row:?}"))
         .as_deref()
 }
 
 /// Budibase's connection set-up, on every connection it opens.
-async fn budibase_session(conn: &mut PgConnection) {
+pub(crate) async fn budibase_session(conn: &mut PgConnection) {
     sqlx::raw_sql(r#"SET search_path TO "platforms""#)
         .execute(&mut *conn)
         .await
@@ -107,7 +107,7 @@ const ALL_COLUMNS: [&str; 22] = [
 
 /// Budibase's edit: `update ... set <every column, the key included> ... where <pk> = ...
 /// returning *`, with the values the form holds.
-async fn bb_update(
+pub(crate) async fn bb_update(
     conn: &mut PgConnection,
     id: &str,
     form: &Values,
@@ -131,7 +131,7 @@ async fn bb_update(
     Ok(rows.remove(0))
 }
 
-async fn bb_read(conn: &mut PgConnection, id: &str) -> Values {
+pub(crate) async fn bb_read(conn: &mut PgConnection, id: &str) -> Values {
     bb(
         conn,
         r#"select * from "stockx_sale_entry" where "stockx_sale_entry"."id" = $1 limit $2"#,
@@ -784,4 +784,75 @@ async fn invisible_spaces_fold_like_ordinary_ones_in_suppliers_and_sizes() {
         .await
         .unwrap();
     assert_eq!(sizes, vec!["10"]);
+}
+
+/// The import's rows skip the entry table's INSERT trigger while the refresh key is set
+/// (migration 41); a user who sets the setting by hand gets the whole statement refused.
+#[tokio::test]
+async fn setting_the_refresh_key_by_hand_lets_nothing_through() {
+    let db = TestDb::new().await;
+    let budibase = db.login_role("budibase", &["stockx_sync_entry"]).await;
+    let mut conn = budibase.connect().await;
+    budibase_session(&mut conn).await;
+    sqlx::raw_sql("SET stockx_sync.entry_refresh = 'guessed'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = bb(
+        &mut conn,
+        r#"insert into "stockx_sale_entry" ("net_proceeds", "purchase_price", "size", "sku", "sold_at", "stockx_order_number", "supplier", "enrichment_status", "stockx_title") values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *"#,
+        &[
+            Some("150"),
+            Some("100"),
+            Some("10"),
+            Some("DD1391-100"),
+            Some("2024-03-20"),
+            Some("GUESS-1"),
+            Some("Zalando"),
+            Some("enriched"),
+            Some("typed over"),
+        ],
+    )
+    .await
+    .expect_err("a guessed refresh key is refused");
+    let db_err = err.as_database_error().unwrap();
+    assert_eq!(
+        db_err.code().as_deref(),
+        Some("42501"),
+        "{}",
+        db_err.message()
+    );
+    assert!(
+        db_err.message().contains("reserved"),
+        "{}",
+        db_err.message()
+    );
+    assert_eq!(db.count("platforms.stockx_sale_entry").await, 0);
+
+    // Cleared, the same insert goes through the trigger as always.
+    sqlx::raw_sql("RESET stockx_sync.entry_refresh")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let row = bb(
+        &mut conn,
+        r#"insert into "stockx_sale_entry" ("net_proceeds", "purchase_price", "size", "sku", "sold_at", "stockx_order_number", "supplier", "enrichment_status", "stockx_title") values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning *"#,
+        &[
+            Some("150"),
+            Some("100"),
+            Some("10"),
+            Some("DD1391-100"),
+            Some("2024-03-20"),
+            Some("GUESS-1"),
+            Some("Zalando"),
+            Some("enriched"),
+            Some("typed over"),
+        ],
+    )
+    .await
+    .unwrap()
+    .remove(0);
+    assert_eq!(get(&row, "enrichment_status"), Some("pending"));
+    assert_eq!(db.count("platforms.stockx_orders").await, 1);
+    conn.close().await.ok();
 }

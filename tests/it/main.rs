@@ -21,6 +21,7 @@ mod notion_export;
 mod ratelimit;
 mod reporting;
 mod robustness;
+mod roi;
 mod roles;
 mod schedule;
 mod schema;

@@ -211,6 +211,7 @@ async fn security_definer_trigger_functions_refuse_other_tables() {
         vec![
             "integration.enqueue_enrichment",
             "integration.sale_entry_follow",
+            "integration.sale_entry_refresh_guard",
             "platforms.stockx_sale_entry_delete",
             "platforms.stockx_sale_entry_insert",
             "platforms.stockx_sale_entry_update",
