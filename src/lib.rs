@@ -16,6 +16,7 @@ pub mod db;
 pub mod enrich;
 pub mod http;
 pub mod http_retry;
+pub mod market;
 pub mod metrics;
 pub mod notion;
 pub mod queue;

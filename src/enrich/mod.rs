@@ -144,6 +144,12 @@ impl Enricher {
     }
 
     /// Whether jobs are enriched from StockX (false: they are only validated).
+    /// The StockX client (shared rate limit and budget), for other users such as the market
+    /// refresh.
+    pub fn stockx_client(&self) -> Option<StockxClient> {
+        self.stockx.clone()
+    }
+
     pub fn has_stockx(&self) -> bool {
         self.stockx.is_some()
     }

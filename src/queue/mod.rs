@@ -638,6 +638,19 @@ pub async fn count_jobs(pool: &PgPool, states: &[JobState]) -> Result<i64, sqlx:
         .await
 }
 
+/// Order and inventory jobs due or running: the enrichment of new sales, which the market
+/// refresh gives way to (a retry waiting out its backoff does not count).
+pub async fn count_enrichment_due(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM integration.enrichment_jobs
+         WHERE kind IN ('order', 'inventory')
+           AND (state = 'running'
+                OR (state IN ('available', 'retryable') AND run_after <= clock_timestamp()))",
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// The job that has waited longest to run (due or not).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct WaitingJob {

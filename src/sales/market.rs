@@ -1,0 +1,197 @@
+//! Market data for the stock still held: which products the daily refresh asks StockX about,
+//! the day-by-day price history (`platforms.market_price_history`), and the figures the
+//! valuation, the outlier rules and the report read from the business's tables.
+
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool};
+use time::Date;
+use uuid::Uuid;
+
+use crate::stockx::MarketData;
+
+/// "Unsold": in stock or listed, and no order recorded for it. One definition, shared with
+/// the reporting views (migration 091), so the refresh values what the views show.
+const UNSOLD: &str = "i.status IN ('in_stock', 'listed')
+     AND NOT EXISTS (SELECT 1 FROM platforms.stockx_listings l
+                     JOIN platforms.stockx_orders o ON o.listing_id = l.id
+                     WHERE l.inventory_id = i.id)";
+
+/// A product with unsold stock that the refresh asks StockX about.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProductToRefresh {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub stockx_product_id: String,
+    /// Unsold items of this product.
+    pub unsold_items: i64,
+}
+
+/// What the refresh has to do today.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshPlan {
+    /// Products with unsold stock, a known StockX product and no history row for today in
+    /// `currency` (a run that was cut off, or a second worker, does not ask twice).
+    pub products: Vec<ProductToRefresh>,
+    /// Products with unsold stock already refreshed today.
+    pub already_today: i64,
+    /// Products with unsold stock whose StockX product is not known yet (enrichment looks it
+    /// up; the refresh does not spend a search on them).
+    pub without_stockx_id: i64,
+}
+
+pub async fn market_refresh_plan(
+    pool: &PgPool,
+    currency: &str,
+) -> Result<RefreshPlan, sqlx::Error> {
+    let products: Vec<ProductToRefresh> = sqlx::query_as(&format!(
+        "SELECT p.id AS product_id, p.sku, p.stockx_product_id, count(*) AS unsold_items
+         FROM products.inventory i
+         JOIN products.products p ON p.id = i.product_id
+         WHERE {UNSOLD} AND p.stockx_product_id IS NOT NULL
+         GROUP BY p.id
+         ORDER BY p.sku"
+    ))
+    .fetch_all(pool)
+    .await?;
+    let refreshed: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT product_id FROM platforms.market_price_history
+         WHERE currency = $1 AND day = current_date AND product_id = ANY($2)",
+    )
+    .bind(currency)
+    .bind(products.iter().map(|p| p.product_id).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?;
+    let without_stockx_id: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(DISTINCT p.id) FROM products.inventory i
+         JOIN products.products p ON p.id = i.product_id
+         WHERE {UNSOLD} AND p.stockx_product_id IS NULL"
+    ))
+    .fetch_one(pool)
+    .await?;
+    let (done, todo): (Vec<_>, Vec<_>) = products
+        .into_iter()
+        .partition(|p| refreshed.contains(&p.product_id));
+    Ok(RefreshPlan {
+        products: todo,
+        already_today: done.len() as i64,
+        without_stockx_id,
+    })
+}
+
+/// Today's prices of one variant: the day's history row is replaced by a later fetch the same
+/// day, so the row holds the day's last answer.
+pub async fn store_market_history(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    stockx_product_id: &str,
+    md: &MarketData,
+    requested_currency: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO platforms.market_price_history
+             (stockx_variant_id, currency, day, product_id, stockx_product_id, lowest_ask,
+              highest_bid, sell_faster, earn_more, fetched_at)
+         VALUES ($1, $2, current_date, $3, $4, $5, $6, $7, $8, now())
+         ON CONFLICT (stockx_variant_id, currency, day) DO UPDATE
+         SET product_id = EXCLUDED.product_id, stockx_product_id = EXCLUDED.stockx_product_id,
+             lowest_ask = EXCLUDED.lowest_ask, highest_bid = EXCLUDED.highest_bid,
+             sell_faster = EXCLUDED.sell_faster, earn_more = EXCLUDED.earn_more,
+             fetched_at = EXCLUDED.fetched_at",
+    )
+    .bind(&md.variant_id)
+    .bind(md.currency_code.as_deref().unwrap_or(requested_currency))
+    .bind(product_id)
+    .bind(stockx_product_id)
+    .bind(md.lowest_ask_amount)
+    .bind(md.highest_bid_amount)
+    .bind(md.sell_faster_amount)
+    .bind(md.earn_more_amount)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Items in `reporting.dead_stock` (the gauge the dead-stock alert watches).
+pub async fn count_dead_stock(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM reporting.dead_stock")
+        .fetch_one(pool)
+        .await
+}
+
+/// One earlier price to compare a price with.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PriceSample {
+    pub price: Decimal,
+}
+
+/// StockX's market for the variant around `day` (history rows within `window_days` either
+/// side): each day's lowest ask and highest bid are samples of what the pair was worth.
+pub async fn market_samples_around(
+    conn: &mut PgConnection,
+    stockx_variant_id: &str,
+    currency: &str,
+    day: Date,
+    window_days: i32,
+) -> Result<Vec<Decimal>, sqlx::Error> {
+    let rows: Vec<PriceSample> = sqlx::query_as(
+        "SELECT x.price FROM platforms.market_price_history h
+         CROSS JOIN LATERAL (VALUES (h.lowest_ask), (h.highest_bid)) AS x(price)
+         WHERE h.stockx_variant_id = $1 AND h.currency = $2
+           AND h.day BETWEEN $3 - $4 AND $3 + $4 AND x.price IS NOT NULL",
+    )
+    .bind(stockx_variant_id)
+    .bind(currency)
+    .bind(day)
+    .bind(window_days)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.price).collect())
+}
+
+/// The seller's other sale prices of the same product and size in `currency` (not the order
+/// itself), newest first, at most `limit`.
+pub async fn own_sale_prices(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    currency: &str,
+    limit: i64,
+) -> Result<Vec<Decimal>, sqlx::Error> {
+    let rows: Vec<PriceSample> = sqlx::query_as(
+        "SELECT o.sale_price AS price
+         FROM platforms.stockx_orders this
+         JOIN platforms.stockx_listings tl ON tl.id = this.listing_id
+         JOIN products.inventory ti ON ti.id = tl.inventory_id
+         JOIN products.inventory i ON i.product_id = ti.product_id AND i.size_id = ti.size_id
+         JOIN platforms.stockx_listings l ON l.inventory_id = i.id
+         JOIN platforms.stockx_orders o ON o.listing_id = l.id
+         WHERE this.id = $1 AND o.id <> this.id AND o.currency = $2 AND o.sale_price IS NOT NULL
+         ORDER BY o.sold_at DESC LIMIT $3",
+    )
+    .bind(order_id)
+    .bind(currency)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.price).collect())
+}
+
+/// The purchase prices of the seller's other items of the same product and size, newest
+/// first, at most `limit`.
+pub async fn own_purchase_prices(
+    conn: &mut PgConnection,
+    inventory_id: Uuid,
+    limit: i64,
+) -> Result<Vec<Decimal>, sqlx::Error> {
+    let rows: Vec<PriceSample> = sqlx::query_as(
+        "SELECT i.purchase_price AS price
+         FROM products.inventory ti
+         JOIN products.inventory i ON i.product_id = ti.product_id AND i.size_id = ti.size_id
+         WHERE ti.id = $1 AND i.id <> ti.id
+         ORDER BY i.purchase_date DESC NULLS LAST, i.created_at DESC LIMIT $2",
+    )
+    .bind(inventory_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.price).collect())
+}
