@@ -257,3 +257,324 @@ async fn the_refresh_waits_while_enrichment_jobs_are_due_or_running() {
         "a market call was sent while an enrichment job was running"
     );
 }
+
+/// One row of `reporting.inventory_valuation`, the columns the tests check.
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct Valuation {
+    sku: String,
+    size: String,
+    days_held: i32,
+    highest_bid: Option<Decimal>,
+    lowest_ask: Option<Decimal>,
+    fee_rate: Decimal,
+    fixed_fee: Decimal,
+    fee_source: String,
+    expected_payout: Option<Decimal>,
+    expected_payout_listed: Option<Decimal>,
+    unrealised_profit: Option<Decimal>,
+    unrealised_roi: Option<Decimal>,
+}
+
+async fn valuation(pool: &PgPool) -> Vec<Valuation> {
+    sqlx::query_as(
+        "SELECT sku, size, days_held, highest_bid, lowest_ask, fee_rate, fixed_fee, fee_source,
+                expected_payout, expected_payout_listed, unrealised_profit, unrealised_roi
+         FROM reporting.inventory_valuation ORDER BY sku, size",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Sales of the seller, enriched: StockX's sale price and payout.
+async fn enriched_sales(pool: &PgPool, prefix: &str, sales: &[(&str, &str)]) {
+    let sold = (time::OffsetDateTime::now_utc().date() - time::Duration::days(5)).to_string();
+    for (n, (price, payout)) in sales.iter().enumerate() {
+        let order = format!("{prefix}-{n}");
+        let mut sale = crate::helpers::Sale::new(&order);
+        sale.sold_at = &sold;
+        sale.purchase_date = None;
+        sale.insert(pool).await.unwrap();
+        sqlx::query(
+            "UPDATE platforms.stockx_orders SET enrichment_status = 'enriched',
+                 stockx_sale_price = $2::numeric, stockx_total_payout = $3::numeric,
+                 stockx_currency = 'EUR', enriched_at = now()
+             WHERE stockx_order_number = $1",
+        )
+        .bind(&order)
+        .bind(price)
+        .bind(payout)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn valuation_and_dead_stock_with_the_fallback_fees_then_the_sellers_own() {
+    let db = TestDb::new().await;
+    // synthetic-20: ask 120, bid 102; synthetic-50: ask 150, bid 128 (127.5 rounded to even).
+    Item::synthetic(20, "10", "90.00", 10)
+        .insert(&db.pool)
+        .await;
+    Item::synthetic(50, "9", "100.00", 120)
+        .insert(&db.pool)
+        .await;
+    Item::synthetic(50, "10", "80.00", 30)
+        .insert(&db.pool)
+        .await;
+    Item {
+        stockx_product_id: None,
+        variant: None,
+        ..Item::synthetic(60, "9", "70.00", 5)
+    }
+    .insert(&db.pool)
+    .await;
+    no_jobs(&db.pool).await;
+    let sandbox = sandbox().await;
+    MarketRefresh::new(db.pool.clone(), client(&sandbox, 50.0, 1000), options(0))
+        .refresh()
+        .await
+        .unwrap();
+
+    // No orders of the seller: the fallback, 11 % + 5.00.
+    type Money<'a> = Option<&'a str>;
+    #[allow(clippy::too_many_arguments)]
+    fn fallback(
+        sku: &str,
+        size: &str,
+        days: i32,
+        bid: Money,
+        ask: Money,
+        payout: Money,
+        listed: Money,
+        profit: Money,
+        roi: Money,
+    ) -> Valuation {
+        Valuation {
+            sku: sku.into(),
+            size: size.into(),
+            days_held: days,
+            highest_bid: bid.map(dec),
+            lowest_ask: ask.map(dec),
+            fee_rate: dec("0.11"),
+            fixed_fee: dec("5.00"),
+            fee_source: "fallback".into(),
+            expected_payout: payout.map(dec),
+            expected_payout_listed: listed.map(dec),
+            unrealised_profit: profit.map(dec),
+            unrealised_roi: roi.map(dec),
+        }
+    }
+    assert_eq!(
+        valuation(&db.pool).await,
+        vec![
+            // 102 × 0.89 − 5 = 85.78; 120 × 0.89 − 5 = 101.80; 85.78 − 90 = −4.22; / 90.
+            fallback(
+                "SYN-20",
+                "10",
+                10,
+                Some("102"),
+                Some("120"),
+                Some("85.78"),
+                Some("101.80"),
+                Some("-4.22"),
+                Some("-0.0469")
+            ),
+            // 128 × 0.89 − 5 = 108.92; 150 × 0.89 − 5 = 128.50.
+            fallback(
+                "SYN-50",
+                "10",
+                30,
+                Some("128"),
+                Some("150"),
+                Some("108.92"),
+                Some("128.50"),
+                Some("28.92"),
+                Some("0.3615")
+            ),
+            fallback(
+                "SYN-50",
+                "9",
+                120,
+                Some("128"),
+                Some("150"),
+                Some("108.92"),
+                Some("128.50"),
+                Some("8.92"),
+                Some("0.0892")
+            ),
+            fallback("SYN-60", "9", 5, None, None, None, None, None, None),
+        ]
+    );
+    #[derive(Debug, PartialEq, sqlx::FromRow)]
+    struct Dead {
+        sku: String,
+        size: String,
+        held_too_long: bool,
+        below_purchase_price: bool,
+        reason: String,
+    }
+    let dead: Vec<Dead> = sqlx::query_as(
+        "SELECT sku, size, held_too_long, below_purchase_price, reason
+         FROM reporting.dead_stock ORDER BY sku, size",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        dead,
+        vec![
+            Dead {
+                sku: "SYN-20".into(),
+                size: "10".into(),
+                held_too_long: false,
+                below_purchase_price: true,
+                reason: "expected payout 85.78 below purchase price 90.00".into(),
+            },
+            Dead {
+                sku: "SYN-50".into(),
+                size: "9".into(),
+                held_too_long: true,
+                below_purchase_price: false,
+                reason: "held 120 days (more than 90)".into(),
+            },
+        ]
+    );
+    assert_eq!(
+        stockx_sync::sales::count_dead_stock(&db.pool)
+            .await
+            .unwrap(),
+        2
+    );
+
+    // Nine enriched orders are fewer than fee_min_orders (10): still the fallback.
+    let nine = [("200.00", "172.00"); 8]
+        .into_iter()
+        .chain([("100.00", "80.00")])
+        .collect::<Vec<_>>();
+    enriched_sales(&db.pool, "9000", &nine).await;
+    assert_eq!(valuation(&db.pool).await[0].fee_source, "fallback");
+    // The tenth: fees (9 × 28 + 20) / (9 × 200 + 100) = 272 / 1900 = 0.1432 (4 places).
+    enriched_sales(&db.pool, "9001", &[("200.00", "172.00")]).await;
+    let rows = valuation(&db.pool).await;
+    assert_eq!(
+        (rows[0].fee_rate, rows[0].fixed_fee),
+        (dec("0.1432"), dec("0"))
+    );
+    assert_eq!(rows[0].fee_source, "own_orders");
+    // 102 × 0.8568 = 87.3936 → 87.39; 120 × 0.8568 = 102.816 → 102.82.
+    assert_eq!(rows[0].expected_payout, Some(dec("87.39")));
+    assert_eq!(rows[0].expected_payout_listed, Some(dec("102.82")));
+    assert_eq!(rows[0].unrealised_profit, Some(dec("-2.61")));
+
+    // The dead-stock threshold is a setting.
+    sqlx::query("UPDATE integration.market_settings SET dead_stock_days = 20")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stockx_sync::sales::count_dead_stock(&db.pool)
+            .await
+            .unwrap(),
+        3
+    );
+
+    // Metabase's and Grafana's role reads every new view.
+    let reader = db.login_role("reader", &["stockx_sync_reader"]).await;
+    let pool = reader.pool().await;
+    for view in [
+        "reporting.inventory_valuation",
+        "reporting.dead_stock",
+        "reporting.market_trend",
+        "reporting.seller_fee_rates",
+    ] {
+        sqlx::query(&format!("SELECT * FROM {view}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{view}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn market_trend_compares_with_seven_and_thirty_days_before() {
+    let db = TestDb::new().await;
+    Item::synthetic(20, "10", "90.00", 10)
+        .insert(&db.pool)
+        .await;
+    no_jobs(&db.pool).await;
+    // Earlier days, as earlier refreshes stored them.
+    for (days_ago, ask, bid) in [
+        (31, "110", "88"),
+        (30, "111", "90"),
+        (8, "118", "99"),
+        (7, "119", "100"),
+    ] {
+        sqlx::query(
+            "INSERT INTO platforms.market_price_history
+                 (stockx_variant_id, currency, day, product_id, stockx_product_id, lowest_ask,
+                  highest_bid)
+             SELECT 'synthetic-20-10', 'EUR', current_date - $1, id, 'synthetic-20',
+                    $2::numeric, $3::numeric
+             FROM products.products WHERE sku = 'SYN-20'",
+        )
+        .bind(days_ago)
+        .bind(ask)
+        .bind(bid)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let sandbox = sandbox().await;
+    MarketRefresh::new(db.pool.clone(), client(&sandbox, 50.0, 1000), options(0))
+        .refresh()
+        .await
+        .unwrap();
+    #[derive(Debug, PartialEq, sqlx::FromRow)]
+    struct Trend {
+        size: Option<String>,
+        lowest_ask: Option<Decimal>,
+        highest_bid: Option<Decimal>,
+        lowest_ask_change_7d: Option<Decimal>,
+        highest_bid_change_7d: Option<Decimal>,
+        highest_bid_change_7d_pct: Option<Decimal>,
+        highest_bid_change_30d: Option<Decimal>,
+        highest_bid_change_30d_pct: Option<Decimal>,
+    }
+    let rows: Vec<Trend> = sqlx::query_as(
+        "SELECT size, lowest_ask, highest_bid, lowest_ask_change_7d, highest_bid_change_7d,
+                highest_bid_change_7d_pct, highest_bid_change_30d, highest_bid_change_30d_pct
+         FROM reporting.market_trend
+         WHERE stockx_variant_id IN ('synthetic-20-10', 'synthetic-20-9') ORDER BY stockx_variant_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            // Today ask 120, bid 102; 7 days ago 119/100; 30 days ago bid 90.
+            Trend {
+                size: Some("10".into()),
+                lowest_ask: Some(dec("120")),
+                highest_bid: Some(dec("102")),
+                lowest_ask_change_7d: Some(dec("1")),
+                highest_bid_change_7d: Some(dec("2")),
+                highest_bid_change_7d_pct: Some(dec("0.0200")),
+                highest_bid_change_30d: Some(dec("12")),
+                highest_bid_change_30d_pct: Some(dec("0.1333")),
+            },
+            // A size nobody holds: no history before today, no size name.
+            Trend {
+                size: None,
+                lowest_ask: Some(dec("120")),
+                highest_bid: Some(dec("102")),
+                lowest_ask_change_7d: None,
+                highest_bid_change_7d: None,
+                highest_bid_change_7d_pct: None,
+                highest_bid_change_30d: None,
+                highest_bid_change_30d_pct: None,
+            },
+        ]
+    );
+}
