@@ -57,34 +57,80 @@ SELECT i.id                                              AS inventory_id,
        i.purchase_date,
        current_date - coalesce(i.purchase_date, i.created_at::date) AS days_held,
        s.currency,
-       md.highest_bid,
-       md.lowest_ask,
+       m.highest_bid,
+       m.lowest_ask,
        f.fee_rate,
        f.fixed_fee,
        f.fee_source,
-       pay.expected_payout,
-       pay.expected_payout_listed,
-       pay.expected_payout - i.purchase_price           AS unrealised_profit,
+       m.expected_payout,
+       m.expected_payout_listed,
+       m.expected_payout - i.purchase_price             AS unrealised_profit,
        CASE WHEN i.purchase_price > 0
-            THEN round((pay.expected_payout - i.purchase_price) / i.purchase_price, 4)
+            THEN round((m.expected_payout - i.purchase_price) / i.purchase_price, 4)
        END                                               AS unrealised_roi,
-       md.fetched_at                                     AS market_as_of
+       m.fetched_at                                      AS market_as_of
 FROM products.inventory i
-JOIN products.products p     ON p.id = i.product_id
-JOIN products.sizes sz       ON sz.id = i.size_id
-JOIN products.suppliers sup  ON sup.id = i.supplier_id
+-- LEFT joins on unique keys (the foreign keys guarantee a row): a query that reads none of
+-- their columns (the totals) lets the planner drop them.
+LEFT JOIN products.products p     ON p.id = i.product_id
+LEFT JOIN products.sizes sz       ON sz.id = i.size_id
+LEFT JOIN products.suppliers sup  ON sup.id = i.supplier_id
 CROSS JOIN integration.market_settings s
 LEFT JOIN reporting.seller_fee_rates f ON f.currency = s.currency
-LEFT JOIN platforms.marketplace_data md
-       ON md.stockx_variant_id = i.stockx_variant_id AND md.currency = s.currency
-CROSS JOIN LATERAL (
-    SELECT round(md.highest_bid * (1 - f.fee_rate) - f.fixed_fee, 2) AS expected_payout,
-           round(md.lowest_ask * (1 - f.fee_rate) - f.fixed_fee, 2)  AS expected_payout_listed
-) pay
+-- The payouts per variant (a few thousand rows), not per item (up to 100,000).
+LEFT JOIN (
+    SELECT md.stockx_variant_id, md.currency, md.highest_bid, md.lowest_ask, md.fetched_at,
+           round(md.highest_bid * (1 - mf.fee_rate) - mf.fixed_fee, 2) AS expected_payout,
+           round(md.lowest_ask * (1 - mf.fee_rate) - mf.fixed_fee, 2)  AS expected_payout_listed
+    FROM platforms.marketplace_data md
+    JOIN integration.market_settings ms ON ms.currency = md.currency
+    LEFT JOIN reporting.seller_fee_rates mf ON mf.currency = md.currency
+) m ON m.stockx_variant_id = i.stockx_variant_id AND m.currency = s.currency
 WHERE i.status IN ('in_stock', 'listed')
   AND NOT EXISTS (SELECT 1 FROM platforms.stockx_listings l
                   JOIN platforms.stockx_orders o ON o.listing_id = l.id
                   WHERE l.inventory_id = i.id);
+
+-- The whole stock's value per currency, as the report and the dashboard show it: grouped by
+-- variant first, so the payout arithmetic runs per variant rather than per item (the figures
+-- equal the sums over reporting.inventory_valuation). Unrealised profit counts the items with
+-- market data only.
+CREATE VIEW reporting.inventory_valuation_totals AS
+WITH held AS (
+    SELECT i.stockx_variant_id,
+           count(*)                 AS items,
+           sum(i.purchase_price)    AS purchase_total
+    FROM products.inventory i
+    WHERE i.status IN ('in_stock', 'listed')
+      AND NOT EXISTS (SELECT 1 FROM platforms.stockx_listings l
+                      JOIN platforms.stockx_orders o ON o.listing_id = l.id
+                      WHERE l.inventory_id = i.id)
+    GROUP BY i.stockx_variant_id
+)
+SELECT s.currency,
+       coalesce(sum(h.items), 0)::bigint                                    AS items,
+       coalesce(sum(h.purchase_total), 0)                                   AS purchase_total,
+       coalesce(sum(h.items) FILTER (WHERE m.expected_payout IS NULL), 0)::bigint
+                                                                            AS items_without_market_data,
+       sum(h.items * m.expected_payout)                                     AS expected_payout_total,
+       sum(h.items * m.expected_payout_listed)                              AS expected_payout_listed_total,
+       sum(h.items * m.expected_payout - h.purchase_total)
+           FILTER (WHERE m.expected_payout IS NOT NULL)                     AS unrealised_profit,
+       max(m.fetched_at)                                                    AS market_as_of,
+       max(f.fee_source)                                                    AS fee_source,
+       max(f.fee_rate)                                                      AS fee_rate
+FROM integration.market_settings s
+LEFT JOIN reporting.seller_fee_rates f ON f.currency = s.currency
+LEFT JOIN held h ON true
+LEFT JOIN (
+    SELECT md.stockx_variant_id, md.fetched_at,
+           round(md.highest_bid * (1 - mf.fee_rate) - mf.fixed_fee, 2) AS expected_payout,
+           round(md.lowest_ask * (1 - mf.fee_rate) - mf.fixed_fee, 2)  AS expected_payout_listed
+    FROM platforms.marketplace_data md
+    JOIN integration.market_settings ms ON ms.currency = md.currency
+    LEFT JOIN reporting.seller_fee_rates mf ON mf.currency = md.currency
+) m ON m.stockx_variant_id = h.stockx_variant_id
+GROUP BY s.currency;
 
 -- Unsold items held longer than dead_stock_days, or whose expected payout (selling now) is
 -- below what they cost.
@@ -157,6 +203,6 @@ CREATE INDEX inventory_unsold_idx ON products.inventory (product_id)
     WHERE status IN ('in_stock', 'listed');
 CREATE INDEX inventory_variant_idx ON products.inventory (stockx_variant_id);
 
-GRANT SELECT ON reporting.seller_fee_rates, reporting.inventory_valuation, reporting.dead_stock,
-                reporting.market_trend
+GRANT SELECT ON reporting.seller_fee_rates, reporting.inventory_valuation,
+                reporting.inventory_valuation_totals, reporting.dead_stock, reporting.market_trend
     TO stockx_sync_reader, stockx_sync_worker;

@@ -6,6 +6,7 @@
 
 pub mod backfill;
 pub mod bench;
+pub mod bench_market;
 pub mod demo;
 pub mod migrate;
 pub mod retry;
@@ -124,6 +125,22 @@ pub enum Command {
         /// Budibase insert commits.
         #[arg(long, value_name = "MODE", default_value = "server")]
         insert_commit: crate::config::QueueCommit,
+        /// Measure the market instead: the refresh's StockX calls and the valuation views'
+        /// query times (the sizes below).
+        #[arg(long)]
+        market: bool,
+        /// Products the market benchmark's stock is spread over.
+        #[arg(long, default_value_t = 100)]
+        market_products: u32,
+        /// Unsold items the market refresh is measured on.
+        #[arg(long, default_value_t = 1_000)]
+        market_items: u32,
+        /// Unsold items the valuation views are measured on.
+        #[arg(long, default_value_t = 100_000)]
+        valuation_items: u32,
+        /// Sold items (with enriched orders) beside them.
+        #[arg(long, default_value_t = 2_000)]
+        sold_items: u32,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -409,8 +426,23 @@ async fn run_command(
             import_rows,
             queue_commit,
             insert_commit,
+            market,
+            market_products,
+            market_items,
+            valuation_items,
+            sold_items,
             json,
         } => {
+            if *market {
+                let options = bench_market::MarketBenchOptions {
+                    products: *market_products,
+                    refresh_items: *market_items,
+                    valuation_items: *valuation_items,
+                    sold_items: *sold_items,
+                };
+                bench_market::run(database, options, *json).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let options = bench::BenchOptions {
                 jobs: *jobs,
                 concurrency: *concurrency,

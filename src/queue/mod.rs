@@ -739,6 +739,15 @@ pub async fn insert_placeholder_jobs(
     .rows_affected())
 }
 
+/// Deletes every job: the benchmark's scratch database, where no worker runs, after inserting
+/// its rows.
+pub async fn delete_all_jobs(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM integration.enrichment_jobs")
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
 /// `VACUUM ANALYZE` of the jobs table: after a bulk insert, so that the planner knows its size.
 pub async fn vacuum_analyze(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("VACUUM ANALYZE integration.enrichment_jobs")

@@ -640,7 +640,8 @@ async fn run_keeper(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Sets the queue gauges from the jobs table, and the stale-orders gauge from the sales store.
+/// Sets the queue gauges from the jobs table, and the stale-orders and dead-stock gauges from
+/// the sales store.
 pub async fn update_queue_gauges(pool: &PgPool) {
     match queue::queue_stats(pool).await {
         Ok(stats) => {
@@ -656,6 +657,10 @@ pub async fn update_queue_gauges(pool: &PgPool) {
     match crate::sales::count_orders_pending_over_24h(pool).await {
         Ok(n) => metrics::gauge!(m::ORDERS_PENDING_OVER_24H).set(n as f64),
         Err(e) => tracing::warn!(error = %e, "could not count orders pending over 24 h"),
+    }
+    match crate::sales::count_dead_stock(pool).await {
+        Ok(n) => metrics::gauge!(m::DEAD_STOCK_ITEMS).set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "could not count dead stock"),
     }
 }
 

@@ -195,3 +195,89 @@ pub async fn own_purchase_prices(
     .await?;
     Ok(rows.into_iter().map(|r| r.price).collect())
 }
+
+/// What [`insert_synthetic_stock`] creates.
+#[derive(Debug, Clone, Copy)]
+pub struct SyntheticStock {
+    /// Products `SYN-1`…`SYN-n`, StockX IDs `synthetic-1`… (the sandbox answers their
+    /// market data).
+    pub products: u32,
+    /// Unsold pairs spread over them and over 13 sizes, bought 0–199 days ago.
+    pub unsold: u32,
+    /// Pairs sold, each with its listing and an enriched order.
+    pub sold: u32,
+}
+
+/// The benchmark's stock, inserted set-based (the entry table's triggers would take minutes
+/// for 100,000 rows). Only for a scratch database.
+pub async fn insert_synthetic_stock(pool: &PgPool, s: SyntheticStock) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO products.suppliers (name) VALUES ('Synthetic Supplier')
+         ON CONFLICT ((lower(name))) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO products.sizes (value, region, category_id)
+         SELECT v, 'US', c.id
+         FROM unnest(ARRAY['7','7.5','8','8.5','9','9.5','10','10.5','11','11.5','12','12.5','13']) v,
+              products.categories c WHERE c.name = 'sneakers'
+         ON CONFLICT (value, region, category_id) DO NOTHING",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO products.products (sku, category_id, name, stockx_product_id,
+                                        stockx_lookup_status, enriched_at)
+         SELECT 'SYN-' || n, c.id, 'Synthetic sneaker ' || n, 'synthetic-' || n, 'found', now()
+         FROM generate_series(1, $1) n, products.categories c WHERE c.name = 'sneakers'
+         ON CONFLICT (sku) DO NOTHING",
+    )
+    .bind(s.products as i32)
+    .execute(&mut *tx)
+    .await?;
+    // Item k: product 1 + k mod products, size k mod 13, price 60 + k mod 140.
+    let insert_items = |status: &'static str| {
+        format!(
+            "INSERT INTO products.inventory (product_id, size_id, supplier_id, purchase_price,
+                                             purchase_date, status, stockx_variant_id)
+             SELECT p.id, sz.id, sup.id, 60 + (k % 140), current_date - (k % 200), '{status}',
+                    p.stockx_product_id || '-' || sz.value
+             FROM generate_series(1, $1) k
+             JOIN products.products p ON p.sku = 'SYN-' || (1 + k % $2)
+             JOIN LATERAL (SELECT id, value FROM products.sizes
+                           WHERE region = 'US' AND value = (ARRAY['7','7.5','8','8.5','9','9.5',
+                                 '10','10.5','11','11.5','12','12.5','13'])[1 + k % 13]) sz ON true
+             CROSS JOIN (SELECT id FROM products.suppliers
+                         WHERE name = 'Synthetic Supplier') sup"
+        )
+    };
+    sqlx::query(&insert_items("in_stock"))
+        .bind(s.unsold as i32)
+        .bind(s.products as i32)
+        .execute(&mut *tx)
+        .await?;
+    if s.sold > 0 {
+        sqlx::query(&format!(
+            "WITH items AS ({} RETURNING id, product_id, purchase_price),
+                  listings AS (INSERT INTO platforms.stockx_listings
+                                   (inventory_id, product_id, ask_price, status)
+                               SELECT id, product_id, purchase_price + 40, 'sold' FROM items
+                               RETURNING id, ask_price)
+             INSERT INTO platforms.stockx_orders
+                 (listing_id, stockx_order_number, sale_price, net_proceeds, currency, sold_at,
+                  stockx_sale_price, stockx_total_payout, enrichment_status, enriched_at)
+             SELECT id, 'SYN-' || id, ask_price, round(ask_price * 0.89 - 5, 2), 'EUR',
+                    current_date - 10, ask_price, round(ask_price * 0.89 - 5, 2), 'enriched', now()
+             FROM listings",
+            insert_items("sold")
+        ))
+        .bind(s.sold as i32)
+        .bind(s.products as i32)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

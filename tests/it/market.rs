@@ -468,6 +468,37 @@ async fn valuation_and_dead_stock_with_the_fallback_fees_then_the_sellers_own() 
     assert_eq!(rows[0].expected_payout_listed, Some(dec("102.82")));
     assert_eq!(rows[0].unrealised_profit, Some(dec("-2.61")));
 
+    // The totals view adds up the item view: 3 items with market data, 1 without.
+    #[derive(Debug, PartialEq, sqlx::FromRow)]
+    struct Totals {
+        items: i64,
+        purchase_total: Decimal,
+        items_without_market_data: i64,
+        expected_payout_total: Option<Decimal>,
+        unrealised_profit: Option<Decimal>,
+        fee_source: Option<String>,
+    }
+    let totals: Totals = sqlx::query_as(
+        "SELECT items, purchase_total, items_without_market_data, expected_payout_total,
+                unrealised_profit, fee_source
+         FROM reporting.inventory_valuation_totals",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    // Payouts 87.39 + 2 × (128 × 0.8568 = 109.6704 → 109.67); paid 90 + 100 + 80 (+ 70).
+    assert_eq!(
+        totals,
+        Totals {
+            items: 4,
+            purchase_total: dec("340.00"),
+            items_without_market_data: 1,
+            expected_payout_total: Some(dec("306.73")),
+            unrealised_profit: Some(dec("36.73")),
+            fee_source: Some("own_orders".into()),
+        }
+    );
+
     // The dead-stock threshold is a setting.
     sqlx::query("UPDATE integration.market_settings SET dead_stock_days = 20")
         .execute(&db.pool)
@@ -485,6 +516,7 @@ async fn valuation_and_dead_stock_with_the_fallback_fees_then_the_sellers_own() 
     let pool = reader.pool().await;
     for view in [
         "reporting.inventory_valuation",
+        "reporting.inventory_valuation_totals",
         "reporting.dead_stock",
         "reporting.market_trend",
         "reporting.seller_fee_rates",
