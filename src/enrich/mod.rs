@@ -215,6 +215,9 @@ impl Enricher {
         let mut report = JobReport::default();
         let mut findings = validate::check_sale(&row.facts);
         let mut checked: Vec<Rule> = validate::SALE_RULES.to_vec();
+        let outliers = crate::market::outliers::check_order(&self.pool, order_id).await?;
+        checked.extend(outliers.checked);
+        findings.extend(outliers.findings);
 
         // StockX first, with no transaction open: the call may wait for the rate limiter, a
         // Retry-After or a slow answer, and a connection idle in transaction meanwhile would

@@ -4,6 +4,7 @@
 //!   of every product with unsold stock, one product-level call for all its sizes, and stores
 //!   the latest prices (`platforms.marketplace_data`, as enrichment does) and a row per
 //!   variant, currency and day (`platforms.market_price_history`) through the sales store.
+//! - `outliers`: the price-outlier rules' samples for one order (the rules are in `validate`).
 //! - `store`: the valuation settings the reporting views read (`integration.market_settings`).
 //!
 //! The refresh is the lowest-priority user of StockX. It goes through the worker's own client,
@@ -13,6 +14,7 @@
 //! fewer than `market.budget_reserve` requests are left of the daily budget. A run that stops
 //! early leaves the rest for the next run: products already refreshed today are skipped.
 
+pub mod outliers;
 pub mod store;
 
 use std::time::Duration;

@@ -281,3 +281,32 @@ pub async fn insert_synthetic_stock(pool: &PgPool, s: SyntheticStock) -> Result<
     tx.commit().await?;
     Ok(())
 }
+
+/// What the price-outlier rules need of one order.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutlierFacts {
+    pub inventory_id: Uuid,
+    pub sale_price: Option<Decimal>,
+    pub purchase_price: Decimal,
+    pub currency: String,
+    pub sold_at: Date,
+    /// The item's StockX variant (from the inventory job, else StockX's order).
+    pub stockx_variant_id: Option<String>,
+}
+
+pub async fn outlier_facts(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<OutlierFacts>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT i.id AS inventory_id, o.sale_price, i.purchase_price, o.currency, o.sold_at,
+                coalesce(i.stockx_variant_id, o.stockx_variant_id) AS stockx_variant_id
+         FROM platforms.stockx_orders o
+         JOIN platforms.stockx_listings l ON l.id = o.listing_id
+         JOIN products.inventory i ON i.id = l.inventory_id
+         WHERE o.id = $1 AND isfinite(o.sold_at) AND o.sold_at < DATE '10000-01-01'",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await
+}

@@ -610,3 +610,135 @@ async fn market_trend_compares_with_seven_and_thirty_days_before() {
         ]
     );
 }
+
+/// The open warnings of one order: (rule, basis of an outlier finding).
+async fn outlier_warnings(pool: &PgPool, order: &str) -> Vec<(String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT rule, details->>'basis' FROM integration.validation_warnings
+         WHERE stockx_order_number = $1 AND resolved_at IS NULL AND rule LIKE '%outlier'
+         ORDER BY rule",
+    )
+    .bind(order)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_flags_price_typos_against_the_sellers_own_history() {
+    let db = TestDb::new().await;
+    let setup = crate::enrich::start(&db, 50.0, Default::default(), 4).await;
+    let prices = [
+        ("180.00", "110.00"),
+        ("185.00", "112.00"),
+        ("190.00", "110.00"),
+        ("195.00", "108.00"),
+        ("200.00", "110.00"),
+    ];
+    for (n, (sale, purchase)) in prices.iter().enumerate() {
+        let order = format!("7000-{n}");
+        let mut s = crate::helpers::Sale::new(&order);
+        s.sale_price = Some(sale);
+        s.purchase_price = purchase;
+        s.insert(&db.pool).await.unwrap();
+    }
+    crate::enrich::wait_for_idle_queue(&db, Duration::from_secs(60)).await;
+    // A missing digit in the sale price, cents typed as euros in the purchase price.
+    let mut typo = crate::helpers::Sale::new("7000-9");
+    typo.sale_price = Some("19.50");
+    typo.purchase_price = "11000.00";
+    typo.insert(&db.pool).await.unwrap();
+    crate::enrich::wait_for_idle_queue(&db, Duration::from_secs(60)).await;
+    assert_eq!(
+        outlier_warnings(&db.pool, "7000-9").await,
+        vec![
+            (
+                "purchase_price_outlier".to_string(),
+                Some("own_history".to_string())
+            ),
+            (
+                "sale_price_outlier".to_string(),
+                Some("own_history".to_string())
+            ),
+        ]
+    );
+    for n in 0..5 {
+        assert_eq!(
+            outlier_warnings(&db.pool, &format!("7000-{n}")).await,
+            vec![]
+        );
+    }
+    // Corrected, the warnings are resolved.
+    sqlx::query(
+        "UPDATE platforms.stockx_sale_entry SET sale_price = 195.00, purchase_price = 110.00
+         WHERE stockx_order_number = '7000-9'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    crate::enrich::wait_for_idle_queue(&db, Duration::from_secs(60)).await;
+    assert_eq!(outlier_warnings(&db.pool, "7000-9").await, vec![]);
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sale_price_is_compared_with_the_market_of_its_date() {
+    let db = TestDb::new().await;
+    let setup = crate::enrich::start(&db, 50.0, Default::default(), 4).await;
+    // The sandbox's variant of DD1391-100 in US 10, sold 2024-03-20: the market that week.
+    crate::helpers::Sale::new("7100-1")
+        .insert(&db.pool)
+        .await
+        .unwrap();
+    crate::enrich::wait_for_idle_queue(&db, Duration::from_secs(60)).await;
+    for (day, ask, bid) in [
+        ("2024-03-17", "190", "170"),
+        ("2024-03-19", "195", "172"),
+        ("2024-03-20", "196", "175"),
+        ("2024-03-23", "199", "176"),
+        ("2024-04-10", "900", "900"),
+    ] {
+        sqlx::query(
+            "INSERT INTO platforms.market_price_history
+                 (stockx_variant_id, currency, day, product_id, stockx_product_id, lowest_ask,
+                  highest_bid)
+             SELECT i.stockx_variant_id, 'EUR', $1::date, i.product_id, 'x', $2::numeric,
+                    $3::numeric
+             FROM products.inventory i JOIN platforms.stockx_listings l ON l.inventory_id = i.id
+             JOIN platforms.stockx_orders o ON o.listing_id = l.id
+             WHERE o.stockx_order_number = '7100-1' AND i.stockx_variant_id IS NOT NULL",
+        )
+        .bind(day)
+        .bind(ask)
+        .bind(bid)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    assert_eq!(outlier_warnings(&db.pool, "7100-1").await, vec![]);
+    // 1800 instead of 180: eight market prices that week (the April one is outside ±3 days).
+    sqlx::query(
+        "UPDATE platforms.stockx_sale_entry SET sale_price = 1800.00
+         WHERE stockx_order_number = '7100-1'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    crate::enrich::wait_for_idle_queue(&db, Duration::from_secs(60)).await;
+    assert_eq!(
+        outlier_warnings(&db.pool, "7100-1").await,
+        vec![(
+            "sale_price_outlier".to_string(),
+            Some("stockx_market".to_string())
+        )]
+    );
+    let samples: i64 = sqlx::query_scalar(
+        "SELECT (details->>'samples')::bigint FROM integration.validation_warnings
+         WHERE stockx_order_number = '7100-1' AND rule = 'sale_price_outlier'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(samples, 8);
+    setup.stop().await;
+}
