@@ -20,6 +20,7 @@ pub mod market;
 pub mod metrics;
 pub mod notion;
 pub mod queue;
+pub mod report;
 pub mod sales;
 pub mod sandbox;
 pub mod schedule;

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bench_market;
 pub mod demo;
 pub mod migrate;
+pub mod report;
 pub mod retry;
 pub mod sandbox;
 pub mod status;
@@ -141,6 +142,16 @@ pub enum Command {
         /// Sold items (with enriched orders) beside them.
         #[arg(long, default_value_t = 2_000)]
         sold_items: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The daily summary: sales recorded and enriched, warnings opened and resolved by rule,
+    /// failures, the stock's value, dead stock and the largest market movers.
+    Report {
+        /// Start of the period (YYYY-MM-DD, from midnight UTC); default: the last 24 hours.
+        #[arg(long, value_name = "DATE", value_parser = report::parse_date)]
+        since: Option<time::Date>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -451,6 +462,12 @@ async fn run_command(
                 insert_commit: *insert_commit,
             };
             bench::run(settings, database, &options, *import_rows, *json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { since, json } => {
+            database.ensure_schema().await?;
+            let report = report::run(pool, *since).await.map_err(DbError::from)?;
+            print_report(&report, *json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {

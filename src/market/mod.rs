@@ -96,7 +96,8 @@ impl std::fmt::Display for RefreshReport {
 }
 
 /// Adds the market refresh to the worker's schedule: daily (`market.refresh`) unless
-/// `market.enabled` is off or the worker has no StockX client.
+/// `market.enabled` is off or the worker has no StockX client. Adds the morning summary's
+/// Slack post (`report.schedule`) when `report.slack_webhook_url` is set.
 pub fn add_scheduled_tasks(
     scheduler: &mut Scheduler,
     settings: &Settings,
@@ -104,6 +105,15 @@ pub fn add_scheduled_tasks(
     client: Option<StockxClient>,
 ) -> Result<(), ScheduleError> {
     let time_zone = &settings.schedule.time_zone;
+    if let Some(webhook) = &settings.report.slack_webhook_url {
+        scheduler.add(
+            std::sync::Arc::new(crate::report::DailyReport::new(
+                pool.clone(),
+                webhook.clone(),
+            )),
+            CronSchedule::parse(&settings.report.schedule, time_zone)?,
+        );
+    }
     match client {
         Some(client) if settings.market.enabled => {
             let options = RefreshOptions {

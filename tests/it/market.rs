@@ -742,3 +742,162 @@ async fn the_sale_price_is_compared_with_the_market_of_its_date() {
     assert_eq!(samples, 8);
     setup.stop().await;
 }
+
+/// Records the bodies POSTed to it, answering as Slack does.
+async fn slack_receiver() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let received: Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/services/T000/B000/XXXX",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/services/T000/B000/XXXX",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_sums_up_the_day_and_the_scheduler_posts_it_to_slack() {
+    let db = TestDb::new().await;
+    let setup = crate::enrich::start(&db, 50.0, Default::default(), 4).await;
+    // A sandbox order (enriched: 140 − 11.20 − 4.20 − 5 = 119.60 paid out) and one StockX does
+    // not know, whose recorded profit is wrong.
+    let mut known = crate::helpers::Sale::new("323314425-323214184");
+    known.sale_price = Some("140.00");
+    known.net_proceeds = "119.60";
+    known.insert(&db.pool).await.unwrap();
+    let mut unknown = crate::helpers::Sale::new("8000-1");
+    unknown.profit = Some("1.00");
+    unknown.insert(&db.pool).await.unwrap();
+    crate::enrich::wait_for_idle_queue(&db, Duration::from_secs(60)).await;
+    let sandbox = setup.stop().await;
+    // The stock of the valuation test, refreshed; SYN-20's bid was 100 a week ago.
+    Item::synthetic(20, "10", "90.00", 10)
+        .insert(&db.pool)
+        .await;
+    Item::synthetic(50, "9", "100.00", 120)
+        .insert(&db.pool)
+        .await;
+    no_jobs(&db.pool).await;
+    MarketRefresh::new(db.pool.clone(), client(&sandbox, 50.0, 1000), options(0))
+        .refresh()
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO platforms.market_price_history
+             (stockx_variant_id, currency, day, product_id, stockx_product_id, lowest_ask,
+              highest_bid)
+         SELECT 'synthetic-20-10', 'EUR', current_date - 7, id, 'synthetic-20', 119, 100
+         FROM products.products WHERE sku = 'SYN-20'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let yesterday = (time::OffsetDateTime::now_utc().date() - time::Duration::days(1)).to_string();
+    let out = crate::helpers::command()
+        .args(["report", "--json", "--since", &yesterday])
+        .env("DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["since"].as_str().unwrap().starts_with(&yesterday),
+        "{report}"
+    );
+    assert_eq!(
+        report["sales"],
+        serde_json::json!({"entered": 2, "imported": 0, "enriched": 1, "not_found": 1,
+                           "enrichment_failed": 0, "dead_letter_jobs": 0})
+    );
+    let profit = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["rule"] == "profit_mismatch")
+        .cloned();
+    assert_eq!(
+        profit,
+        Some(
+            serde_json::json!({"rule": "profit_mismatch", "opened": 1, "resolved": 0,
+                                "open_now": 1})
+        )
+    );
+    // One enriched order is fewer than ten: the fallback fees. 85.78 + 108.92 = 194.70.
+    let v = &report["valuation"];
+    assert_eq!(v["items"], 2);
+    assert_eq!(v["purchase_total"], "190.00");
+    assert_eq!(v["expected_payout_total"], "194.70");
+    assert_eq!(v["unrealised_profit"], "4.70");
+    assert_eq!(v["fee_source"], "fallback");
+    assert_eq!(report["dead_stock"]["items"], 2);
+    assert_eq!(report["dead_stock"]["purchase_total"], "190.00");
+    assert_eq!(report["dead_stock"]["top"][0]["sku"], "SYN-20");
+    assert_eq!(
+        report["movers"],
+        serde_json::json!([{"sku": "SYN-20", "product_name": "Product SYN-20", "size": "10",
+            "currency": "EUR", "highest_bid": "102.00", "highest_bid_change_7d": "2.00",
+            "highest_bid_change_7d_pct": "0.0200"}])
+    );
+    let text = crate::helpers::command()
+        .arg("report")
+        .env("DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Dead stock: 2 items bought for 190.00"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SYN-20 10: 102.00 EUR (2.00 +2.0%)"),
+        "{text}"
+    );
+    let bad = crate::helpers::command()
+        .args(["report", "--since", "yesterday"])
+        .env("DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+
+    // The morning post: on the schedule only with a webhook set.
+    let (url, received) = slack_receiver().await;
+    let mut settings = stockx_sync::config::Settings::default();
+    let mut scheduler = stockx_sync::schedule::Scheduler::new(db.pool.clone(), Default::default());
+    stockx_sync::market::add_scheduled_tasks(&mut scheduler, &settings, db.pool.clone(), None)
+        .unwrap();
+    assert!(
+        scheduler.is_empty(),
+        "no webhook, no StockX: nothing to schedule"
+    );
+    settings.report.slack_webhook_url = Some(url.clone().into());
+    stockx_sync::market::add_scheduled_tasks(&mut scheduler, &settings, db.pool.clone(), None)
+        .unwrap();
+    assert!(!scheduler.is_empty());
+    use stockx_sync::schedule::ScheduledTask;
+    let task = stockx_sync::report::DailyReport::new(db.pool.clone(), url.into());
+    let summary = task.run().await.unwrap();
+    assert!(summary.contains("2 sales, 2 dead items"), "{summary}");
+    let posts = received.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1);
+    let posted = posts[0]["text"].as_str().unwrap();
+    assert!(posted.contains("stockx-sync daily summary"), "{posted}");
+    assert!(posted.contains("Dead stock: 2 items"), "{posted}");
+}
