@@ -42,6 +42,10 @@ CREATE TABLE integration.market_settings (
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO integration.market_settings DEFAULT VALUES;
+-- Statistics now: the views cross-join this one-row table, and without statistics the planner
+-- assumes thousands of rows, prices a count over an empty stock in the billions and
+-- JIT-compiles it (seconds of CPU). Nothing changes its row count later.
+ANALYZE integration.market_settings;
 
 GRANT SELECT, INSERT, UPDATE ON platforms.market_price_history TO stockx_sync_worker;
 GRANT SELECT ON platforms.market_price_history TO stockx_sync_reader;

@@ -42,3 +42,5 @@ CREATE INDEX stockx_orders_created_idx ON platforms.stockx_orders (created_at);
 
 GRANT EXECUTE ON FUNCTION reporting.sales_activity(timestamptz), reporting.warning_activity(timestamptz)
     TO stockx_sync_reader, stockx_sync_worker;
+REVOKE EXECUTE ON FUNCTION reporting.sales_activity(timestamptz), reporting.warning_activity(timestamptz)
+    FROM PUBLIC;

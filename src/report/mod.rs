@@ -102,14 +102,28 @@ pub struct Report {
 }
 
 pub async fn collect(pool: &PgPool, since: OffsetDateTime) -> Result<Report, sqlx::Error> {
-    let generated_at: OffsetDateTime = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+    // One transaction: one snapshot for every figure, and no JIT (see `sales::without_jit`).
+    let mut tx = pool.begin().await?;
+    crate::sales::without_jit(&mut tx).await?;
+    let report = collect_in(&mut tx, since).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+async fn collect_in(
+    conn: &mut sqlx::PgConnection,
+    since: OffsetDateTime,
+) -> Result<Report, sqlx::Error> {
+    let generated_at: OffsetDateTime = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&mut *conn)
+        .await?;
     let sales = sqlx::query_as("SELECT * FROM reporting.sales_activity($1)")
         .bind(since)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     let warnings = sqlx::query_as("SELECT * FROM reporting.warning_activity($1)")
         .bind(since)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
     let valuation = sqlx::query_as(
         "SELECT currency, items, purchase_total, items_without_market_data,
@@ -117,7 +131,7 @@ pub async fn collect(pool: &PgPool, since: OffsetDateTime) -> Result<Report, sql
                 fee_source, fee_rate, market_as_of
          FROM reporting.inventory_valuation_totals",
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     #[derive(sqlx::FromRow)]
     struct DeadTotals {
@@ -128,7 +142,7 @@ pub async fn collect(pool: &PgPool, since: OffsetDateTime) -> Result<Report, sql
         "SELECT count(*) AS items, coalesce(sum(purchase_price), 0) AS purchase_total
          FROM reporting.dead_stock",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     let top = sqlx::query_as(
         "SELECT sku, size, supplier, days_held, purchase_price, expected_payout, reason
@@ -136,7 +150,7 @@ pub async fn collect(pool: &PgPool, since: OffsetDateTime) -> Result<Report, sql
          ORDER BY unrealised_profit NULLS LAST, days_held DESC, sku, size LIMIT $1",
     )
     .bind(TOP)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let movers = sqlx::query_as(
         "SELECT sku, product_name, size, currency, highest_bid, highest_bid_change_7d,
@@ -146,7 +160,7 @@ pub async fn collect(pool: &PgPool, since: OffsetDateTime) -> Result<Report, sql
          ORDER BY abs(highest_bid_change_7d_pct) DESC, sku, size LIMIT $1",
     )
     .bind(TOP)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(Report {
         since,

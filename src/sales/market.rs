@@ -111,11 +111,24 @@ pub async fn store_market_history(
     Ok(())
 }
 
-/// Items in `reporting.dead_stock` (the gauge the dead-stock alert watches).
+/// Items in `reporting.dead_stock` (the gauge the dead-stock alert watches; every 5 s).
 pub async fn count_dead_stock(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM reporting.dead_stock")
-        .fetch_one(pool)
-        .await
+    let mut tx = pool.begin().await?;
+    without_jit(&mut tx).await?;
+    let n = sqlx::query_scalar("SELECT count(*) FROM reporting.dead_stock")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// Turns JIT off for the transaction. On tables without statistics the planner's default
+/// estimates can price the valuation views above `jit_above_cost` (before migration 090
+/// analyzed the settings table, compiling took 2.5 s of CPU for a count over no rows); with
+/// statistics they stay far below it and run in milliseconds, and JIT would only cost time.
+pub async fn without_jit(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET LOCAL jit = off").execute(conn).await?;
+    Ok(())
 }
 
 /// One earlier price to compare a price with.

@@ -24,8 +24,8 @@ pub use checks::{run_integrity_checks, CheckResult};
 pub use entry::{enter_sale, sale_summaries, supplier_count, SaleEntry, SaleSummary};
 pub use market::{
     count_dead_stock, insert_synthetic_stock, market_refresh_plan, market_samples_around,
-    outlier_facts, own_purchase_prices, own_sale_prices, store_market_history, OutlierFacts,
-    ProductToRefresh, RefreshPlan, SyntheticStock,
+    outlier_facts, own_purchase_prices, own_sale_prices, store_market_history, without_jit,
+    OutlierFacts, ProductToRefresh, RefreshPlan, SyntheticStock,
 };
 pub use orders::{
     count_orders_other_than, count_orders_pending_over_24h, find_order, load_order,
