@@ -901,3 +901,47 @@ async fn the_report_sums_up_the_day_and_the_scheduler_posts_it_to_slack() {
     assert!(posted.contains("stockx-sync daily summary"), "{posted}");
     assert!(posted.contains("Dead stock: 2 items"), "{posted}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_schedules_the_refresh_and_asks_once_a_day() {
+    let db = TestDb::new().await;
+    for n in 1..=3 {
+        Item::synthetic(n, "10", "90.00", 10).insert(&db.pool).await;
+    }
+    no_jobs(&db.pool).await;
+    let sandbox = sandbox().await;
+    let mut settings = crate::enrich::settings_for(&sandbox, 50.0, 2);
+    // Every second: the first run asks, the later ones find today's prices stored.
+    settings.market.refresh = "* * * * * *".into();
+    settings.market.dead_stock_days = 5;
+    let app = stockx_sync::app::App::build(&settings, db.pool.clone())
+        .await
+        .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = scalar_i64(
+            &db.pool,
+            "SELECT count(*) FROM integration.scheduled_task_runs
+             WHERE task = 'market_refresh' AND outcome = 'success'",
+        )
+        .await;
+        if runs >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the refresh did not run twice");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_eq!(sandbox.request_count(MARKET_ROUTE), 3);
+    assert_eq!(
+        scalar_i64(&db.pool, "SELECT count(*) FROM platforms.market_price_history").await,
+        39
+    );
+    // The worker wrote its [market] settings for the views.
+    let settings = stockx_sync::market::store::read_settings(&db.pool).await.unwrap();
+    assert_eq!(settings.dead_stock_days, 5);
+    assert_eq!(stockx_sync::sales::count_dead_stock(&db.pool).await.unwrap(), 3);
+}
