@@ -937,11 +937,87 @@ async fn the_worker_schedules_the_refresh_and_asks_once_a_day() {
     task.await.unwrap().unwrap();
     assert_eq!(sandbox.request_count(MARKET_ROUTE), 3);
     assert_eq!(
-        scalar_i64(&db.pool, "SELECT count(*) FROM platforms.market_price_history").await,
+        scalar_i64(
+            &db.pool,
+            "SELECT count(*) FROM platforms.market_price_history"
+        )
+        .await,
         39
     );
     // The worker wrote its [market] settings for the views.
-    let settings = stockx_sync::market::store::read_settings(&db.pool).await.unwrap();
+    let settings = stockx_sync::market::store::read_settings(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(settings.dead_stock_days, 5);
-    assert_eq!(stockx_sync::sales::count_dead_stock(&db.pool).await.unwrap(), 3);
+    assert_eq!(
+        stockx_sync::sales::count_dead_stock(&db.pool)
+            .await
+            .unwrap(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn market_settings_are_checked_at_start_and_reach_the_views() {
+    let db = TestDb::new().await;
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.env("DATABASE_URL", db.url()).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stockx-sync.toml");
+    std::fs::write(&file, "[market]\nfallback_fee_rate = 1.5\n").unwrap();
+    let (code, stderr) = run(crate::helpers::command()
+        .args(["status", "--config"])
+        .arg(&file));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("market.fallback_fee_rate"), "{stderr}");
+    let (code, stderr) = run(crate::helpers::command()
+        .arg("status")
+        .env("STOCKX_SYNC_DEAD_STOCK_DAYS", "0"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("STOCKX_SYNC_DEAD_STOCK_DAYS"), "{stderr}");
+    let (code, stderr) = run(crate::helpers::command().arg("status").env(
+        "STOCKX_SYNC_REPORT_SLACK_WEBHOOK_URL",
+        "hooks-slack-T0-secret",
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("report.slack_webhook_url"), "{stderr}");
+    assert!(
+        !stderr.contains("hooks-slack-T0-secret"),
+        "the URL is a secret: {stderr}"
+    );
+    // Decimals as TOML numbers and as strings.
+    std::fs::write(
+        &file,
+        "[market]\nfallback_fee_rate = 0.12\nfallback_fixed_fee = \"4.50\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = run(crate::helpers::command()
+        .args(["status", "--config"])
+        .arg(&file));
+    assert_eq!(code, 0, "{stderr}");
+    let settings = stockx_sync::config::Settings::load(Some(&file)).unwrap();
+    assert_eq!(settings.market.fallback_fee_rate, dec("0.12"));
+    assert_eq!(settings.market.fallback_fixed_fee, dec("4.50"));
+    stockx_sync::market::store::write_settings(
+        &db.pool,
+        &stockx_sync::market::store::ValuationSettings::from_settings(&settings),
+    )
+    .await
+    .unwrap();
+    let (rate, fixed, source): (Decimal, Decimal, String) = sqlx::query_as(
+        "SELECT fee_rate, fixed_fee, fee_source FROM reporting.seller_fee_rates
+         WHERE currency = 'EUR'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (rate, fixed, source.as_str()),
+        (dec("0.12"), dec("4.50"), "fallback")
+    );
 }
