@@ -96,10 +96,23 @@ impl App {
         let mut app = Self::assemble(settings, pool.clone(), handler, health, Some(bridge)).await?;
         app.scheduler = schedule::tasks::scheduler_from_settings(
             settings,
-            pool,
+            pool.clone(),
             enricher.has_stockx(),
             SchedulerOptions::default(),
         )?;
+        crate::market::store::write_settings(
+            &pool,
+            &crate::market::store::ValuationSettings::from_settings(settings),
+        )
+        .await?;
+        if let Some(scheduler) = app.scheduler.as_mut() {
+            crate::market::add_scheduled_tasks(
+                scheduler,
+                settings,
+                pool,
+                enricher.stockx_client(),
+            )?;
+        }
         Ok(app)
     }
 

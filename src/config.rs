@@ -51,6 +51,13 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("STOCKX_SYNC_RECONCILE_CRON", "schedule.reconcile"),
     ("STOCKX_SYNC_REFRESH_CRON", "schedule.refresh"),
     ("STOCKX_SYNC_NOTION_WRITEBACK", "notion.writeback"),
+    ("STOCKX_SYNC_MARKET_REFRESH_CRON", "market.refresh"),
+    ("STOCKX_SYNC_DEAD_STOCK_DAYS", "market.dead_stock_days"),
+    ("STOCKX_SYNC_REPORT_CRON", "report.schedule"),
+    (
+        "STOCKX_SYNC_REPORT_SLACK_WEBHOOK_URL",
+        "report.slack_webhook_url",
+    ),
     (
         "STOCKX_SYNC_NOTION_STATUS_PROPERTY",
         "notion.status_property",
@@ -74,6 +81,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub worker: WorkerSettings,
     pub schedule: ScheduleSettings,
+    pub market: MarketSettings,
+    pub report: ReportSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +160,43 @@ pub struct ScheduleSettings {
     pub reconcile: String,
     /// Re-queues `not_found`/`failed` enrichments and re-checks sales with open warnings.
     pub refresh: String,
+}
+
+/// What the stock is worth (`[market]`): the daily market refresh of unsold inventory and the
+/// valuation the reporting views compute. The valuation settings reach the views through
+/// `integration.market_settings`, which the worker writes at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MarketSettings {
+    /// Off: no market refresh (it is also off without StockX credentials or a schedule).
+    pub enabled: bool,
+    /// When the refresh runs (cron, in `schedule.time_zone`).
+    pub refresh: String,
+    /// The refresh stops while fewer requests than this are left of the daily budget, so
+    /// new sales can still be enriched.
+    pub budget_reserve: u32,
+    /// Held longer than this many days: dead stock.
+    pub dead_stock_days: u32,
+    /// The seller's fee rate comes from enriched orders sold in this many days...
+    pub fee_lookback_days: u32,
+    /// ...when there are at least this many of them in the currency.
+    pub fee_min_orders: u32,
+    /// Otherwise: this share of the price (StockX: transaction 8 % + processing 3 %)...
+    pub fallback_fee_rate: rust_decimal::Decimal,
+    /// ...plus this fixed fee per item (shipping), in the market currency.
+    pub fallback_fixed_fee: rust_decimal::Decimal,
+}
+
+/// The daily summary (`[report]`): what `stockx-sync report` prints, posted to Slack by the
+/// scheduler when a webhook is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportSettings {
+    /// When the scheduler posts the summary (cron, in `schedule.time_zone`).
+    pub schedule: String,
+    /// A Slack incoming-webhook URL; unset (the default): no post. A secret (the URL is the
+    /// credential).
+    pub slack_webhook_url: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -282,6 +328,32 @@ impl Default for Settings {
             log: LogSettings::default(),
             worker: WorkerSettings::default(),
             schedule: ScheduleSettings::default(),
+            market: MarketSettings::default(),
+            report: ReportSettings::default(),
+        }
+    }
+}
+
+impl Default for MarketSettings {
+    fn default() -> Self {
+        MarketSettings {
+            enabled: true,
+            refresh: "0 5 * * *".into(),
+            budget_reserve: 5_000,
+            dead_stock_days: 90,
+            fee_lookback_days: 180,
+            fee_min_orders: 10,
+            fallback_fee_rate: rust_decimal::Decimal::new(11, 2),
+            fallback_fixed_fee: rust_decimal::Decimal::new(500, 2),
+        }
+    }
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            schedule: "0 7 * * *".into(),
+            slack_webhook_url: None,
         }
     }
 }
@@ -434,6 +506,37 @@ impl Settings {
                 format!("must be a three-letter ISO code such as EUR or USD, got {currency:?}"),
             );
         }
+        let m = &self.market;
+        if m.dead_stock_days == 0 || m.fee_lookback_days == 0 || m.fee_min_orders == 0 {
+            let key = if m.dead_stock_days == 0 {
+                "market.dead_stock_days"
+            } else if m.fee_lookback_days == 0 {
+                "market.fee_lookback_days"
+            } else {
+                "market.fee_min_orders"
+            };
+            return fail(key, "must be at least 1".into());
+        }
+        if m.fallback_fee_rate < rust_decimal::Decimal::ZERO
+            || m.fallback_fee_rate >= rust_decimal::Decimal::ONE
+        {
+            return fail(
+                "market.fallback_fee_rate",
+                format!(
+                    "must be a share of the price from 0 to below 1 (0.11 = 11 %), got {}",
+                    m.fallback_fee_rate
+                ),
+            );
+        }
+        if m.fallback_fixed_fee < rust_decimal::Decimal::ZERO {
+            return fail("market.fallback_fixed_fee", "must not be negative".into());
+        }
+        if let Some(url) = &self.report.slack_webhook_url {
+            if Url::parse(url.expose_secret()).is_err() {
+                // The URL is a credential: the message does not repeat it.
+                return fail("report.slack_webhook_url", "is not a URL".into());
+            }
+        }
         if self.http.read_timeout_secs == 0 {
             return fail("http.read_timeout_secs", "must be at least 1 second".into());
         }
@@ -452,6 +555,8 @@ impl Settings {
         for (key, expression) in [
             ("schedule.reconcile", &self.schedule.reconcile),
             ("schedule.refresh", &self.schedule.refresh),
+            ("market.refresh", &self.market.refresh),
+            ("report.schedule", &self.report.schedule),
         ] {
             if let Err(e) =
                 crate::schedule::CronSchedule::parse(expression, &self.schedule.time_zone)

@@ -44,3 +44,12 @@ pub const SCHEDULED_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
     "stockx_sync_scheduled_last_success_timestamp_seconds";
 /// gauge; `task` — runs that failed since the last success, by any worker
 pub const SCHEDULED_CONSECUTIVE_FAILURES: &str = "stockx_sync_scheduled_consecutive_failures";
+
+// What the stock is worth (the market refresh and the valuation views).
+/// counter; `outcome` (refreshed, empty, failed, budget) — products the market refresh asked
+/// StockX about
+pub const MARKET_REFRESH_PRODUCTS_TOTAL: &str = "stockx_sync_market_refresh_products_total";
+/// counter; pauses of the market refresh while enrichment jobs were due or running
+pub const MARKET_REFRESH_YIELDS_TOTAL: &str = "stockx_sync_market_refresh_yields_total";
+/// gauge; unsold items in `reporting.dead_stock` (held too long, or worth less than paid)
+pub const DEAD_STOCK_ITEMS: &str = "stockx_sync_dead_stock_items";

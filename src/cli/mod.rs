@@ -6,8 +6,10 @@
 
 pub mod backfill;
 pub mod bench;
+pub mod bench_market;
 pub mod demo;
 pub mod migrate;
+pub mod report;
 pub mod retry;
 pub mod sandbox;
 pub mod status;
@@ -141,6 +143,32 @@ pub enum Command {
         /// `stockx.requests_per_second` (1).
         #[arg(long, value_name = "RPS")]
         stockx_rps: Option<f64>,
+        /// Measure the market instead: the refresh's StockX calls and the valuation views'
+        /// query times (the sizes below).
+        #[arg(long)]
+        market: bool,
+        /// Products the market benchmark's stock is spread over.
+        #[arg(long, default_value_t = 100)]
+        market_products: u32,
+        /// Unsold items the market refresh is measured on.
+        #[arg(long, default_value_t = 1_000)]
+        market_items: u32,
+        /// Unsold items the valuation views are measured on.
+        #[arg(long, default_value_t = 100_000)]
+        valuation_items: u32,
+        /// Sold items (with enriched orders) beside them.
+        #[arg(long, default_value_t = 2_000)]
+        sold_items: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The daily summary: sales recorded and enriched, warnings opened and resolved by rule,
+    /// failures, the stock's value, dead stock and the largest market movers.
+    Report {
+        /// Start of the period (YYYY-MM-DD, from midnight UTC); default: the last 24 hours.
+        #[arg(long, value_name = "DATE", value_parser = report::parse_date)]
+        since: Option<time::Date>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -431,8 +459,19 @@ async fn run_command(
             sales,
             skus,
             stockx_rps,
+            market,
+            market_products,
+            market_items,
+            valuation_items,
+            sold_items,
             json,
         } => {
+            if *stockx && *market {
+                return Err(anyhow::anyhow!(
+                    "--stockx and --market are separate benchmarks: pick one"
+                )
+                .into());
+            }
             if *stockx {
                 if stockx_rps.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
                     return Err(anyhow::anyhow!(
@@ -446,6 +485,16 @@ async fn run_command(
                     requests_per_second: stockx_rps.unwrap_or(settings.stockx.requests_per_second),
                 };
                 bench::run_stockx(settings, database, &options, *json).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if *market {
+                let options = bench_market::MarketBenchOptions {
+                    products: *market_products,
+                    refresh_items: *market_items,
+                    valuation_items: *valuation_items,
+                    sold_items: *sold_items,
+                };
+                bench_market::run(database, options, *json).await?;
                 return Ok(ExitCode::SUCCESS);
             }
             let options = bench::BenchOptions {
@@ -464,6 +513,12 @@ async fn run_command(
                 *json,
             )
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { since, json } => {
+            database.ensure_schema().await?;
+            let report = report::run(pool, *since).await.map_err(DbError::from)?;
+            print_report(&report, *json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json } => {

@@ -172,6 +172,12 @@ impl Enricher {
     }
 
     /// Whether jobs are enriched from StockX (false: they are only validated).
+    /// The StockX client (shared rate limit and budget), for other users such as the market
+    /// refresh.
+    pub fn stockx_client(&self) -> Option<StockxClient> {
+        self.stockx.clone()
+    }
+
     pub fn has_stockx(&self) -> bool {
         self.stockx.is_some()
     }
@@ -283,6 +289,9 @@ impl Enricher {
         let mut report = JobReport::default();
         let mut findings = validate::check_sale(&row.facts);
         let mut checked: Vec<Rule> = validate::SALE_RULES.to_vec();
+        let outliers = crate::market::outliers::check_order(&self.pool, row.id).await?;
+        checked.extend(outliers.checked);
+        findings.extend(outliers.findings);
         let mut tx = self.pool.begin().await?;
         match answer {
             None => report.outcome = "validated".into(),

@@ -127,6 +127,18 @@ fn describe_metrics() {
         "Orders pending enrichment for more than 24 h"
     );
     describe_gauge!(m::LISTENER_UP, "1 while the LISTEN connection is up");
+    describe_gauge!(
+        m::DEAD_STOCK_ITEMS,
+        "Unsold items held too long or worth less than paid (reporting.dead_stock)"
+    );
+    describe_counter!(
+        m::MARKET_REFRESH_PRODUCTS_TOTAL,
+        "Products the market refresh asked StockX about, by outcome"
+    );
+    describe_counter!(
+        m::MARKET_REFRESH_YIELDS_TOTAL,
+        "Pauses of the market refresh for enrichment jobs"
+    );
 }
 
 /// What the handlers need.

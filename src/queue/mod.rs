@@ -663,6 +663,19 @@ pub async fn count_open_jobs_of_kind(pool: &PgPool, kind: JobKind) -> Result<i64
     .await
 }
 
+/// Order and inventory jobs due or running: the enrichment of new sales, which the market
+/// refresh gives way to (a retry waiting out its backoff does not count).
+pub async fn count_enrichment_due(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM integration.enrichment_jobs
+         WHERE kind IN ('order', 'inventory')
+           AND (state = 'running'
+                OR (state IN ('available', 'retryable') AND run_after <= clock_timestamp()))",
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// The rows that jobs of `kind` waiting (due or not) or running are about.
 pub async fn open_job_entities(pool: &PgPool, kind: JobKind) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
@@ -760,6 +773,15 @@ pub async fn insert_placeholder_jobs(
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+/// Deletes every job: the benchmark's scratch database, where no worker runs, after inserting
+/// its rows.
+pub async fn delete_all_jobs(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM integration.enrichment_jobs")
+        .execute(pool)
+        .await?
+        .rows_affected())
 }
 
 /// `VACUUM ANALYZE` of the jobs table: after a bulk insert, so that the planner knows its size.

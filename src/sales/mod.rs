@@ -5,6 +5,8 @@
 //!
 //! - `orders`: StockX orders with the facts their rules need, and what StockX says of them.
 //! - `products`: the catalog side (products, inventory items, market data).
+//! - `market`: the unsold stock the market refresh asks about, the price history, and the
+//!   samples the price-outlier rules compare with.
 //! - `entry`: sales entered through `platforms.stockx_sale_entry`, as Budibase enters them.
 //! - `checks`: the integrity checks `verify` runs over the whole database.
 //!
@@ -13,12 +15,18 @@
 
 mod checks;
 mod entry;
+mod market;
 mod orders;
 mod products;
 mod stale;
 
 pub use checks::{run_integrity_checks, CheckResult};
 pub use entry::{enter_sale, enter_sales, sale_summaries, supplier_count, SaleEntry, SaleSummary};
+pub use market::{
+    count_dead_stock, insert_synthetic_stock, market_refresh_plan, market_samples_around,
+    outlier_facts, own_purchase_prices, own_sale_prices, store_market_history, without_jit,
+    OutlierFacts, ProductToRefresh, RefreshPlan, SyntheticStock,
+};
 pub use orders::{
     count_orders_by_enrichment, count_orders_other_than, count_orders_pending_over_24h, find_order,
     load_order, load_order_for_inventory, mark_order_failed, mark_order_not_found,

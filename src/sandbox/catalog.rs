@@ -283,6 +283,9 @@ impl Catalog {
         variant_id: Option<&str>,
         currency: &str,
     ) -> Result<Vec<Value>, (StatusCode, &'static str)> {
+        if let Some(n) = synthetic_number(product_id) {
+            return synthetic_market_data(product_id, n, variant_id, currency);
+        }
         let s = self
             .sneaker(product_id)
             .ok_or((StatusCode::NOT_FOUND, "Product not found"))?;
@@ -457,6 +460,40 @@ pub fn generated_sales(count: usize, skus: usize, days: u32) -> Vec<GeneratedSal
             }
         })
         .collect()
+}
+
+/// Products named `synthetic-N` (N a number) exist for market data only: the benchmark's
+/// hundreds of products, which the bundled catalog does not have. Lowest ask 100 + N in
+/// every currency, bid 85 % of it, sizes as bundled; variant IDs `synthetic-N-<US size>`.
+fn synthetic_number(product_id: &str) -> Option<u32> {
+    product_id.strip_prefix("synthetic-")?.parse().ok()
+}
+
+fn synthetic_market_data(
+    product_id: &str,
+    n: u32,
+    variant_id: Option<&str>,
+    currency: &str,
+) -> Result<Vec<Value>, (StatusCode, &'static str)> {
+    let ask = Decimal::from(100 + n);
+    let bid = (ask * Decimal::new(85, 2)).round();
+    Ok(SIZES
+        .iter()
+        .map(|(us, _)| format!("{product_id}-{us}"))
+        .filter(|v| variant_id.is_none_or(|wanted| wanted == v))
+        .map(|v| {
+            json!({
+                "productId": product_id,
+                "variantId": v,
+                "currencyCode": currency.to_uppercase(),
+                "lowestAskAmount": ask.to_string(),
+                "highestBidAmount": bid.to_string(),
+                "sellFasterAmount": (ask - Decimal::ONE).to_string(),
+                "earnMoreAmount": (ask + Decimal::from(5)).to_string(),
+                "flexLowestAskAmount": null,
+            })
+        })
+        .collect())
 }
 
 fn slug(title: &str) -> String {

@@ -448,6 +448,17 @@ impl StockxClient {
         }
     }
 
+    /// Requests the daily budget still allows (over the last 24 h). Work that can wait (the
+    /// market refresh) stops while this is below its reserve, leaving the rest to new sales.
+    pub fn budget_left(&self) -> u32 {
+        let mut sent = self.inner.sent_today.lock().expect("lock");
+        let now = Instant::now();
+        while sent.front().is_some_and(|t| now.duration_since(*t) >= DAY) {
+            sent.pop_front();
+        }
+        (self.inner.config.daily_budget as usize).saturating_sub(sent.len()) as u32
+    }
+
     /// Waits for the shared pace (rate and any 429 pause); refuses past the daily budget.
     async fn wait_turn(&self) -> Result<(), StockxError> {
         self.inner.pace.wait_turn().await;

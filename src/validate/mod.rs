@@ -29,6 +29,8 @@ pub enum Rule {
     NonPositivePrice,
     CurrencyMismatch,
     OrderProductMismatch,
+    SalePriceOutlier,
+    PurchasePriceOutlier,
 }
 
 impl Rule {
@@ -44,12 +46,14 @@ impl Rule {
             Rule::NonPositivePrice => "non_positive_price",
             Rule::CurrencyMismatch => "currency_mismatch",
             Rule::OrderProductMismatch => "order_product_mismatch",
+            Rule::SalePriceOutlier => "sale_price_outlier",
+            Rule::PurchasePriceOutlier => "purchase_price_outlier",
         }
     }
 }
 
 /// Every rule.
-pub const ALL_RULES: [Rule; 10] = [
+pub const ALL_RULES: [Rule; 12] = [
     Rule::ProfitMismatch,
     Rule::RoiMismatch,
     Rule::SaleBeforePurchase,
@@ -60,6 +64,8 @@ pub const ALL_RULES: [Rule; 10] = [
     Rule::NonPositivePrice,
     Rule::CurrencyMismatch,
     Rule::OrderProductMismatch,
+    Rule::SalePriceOutlier,
+    Rule::PurchasePriceOutlier,
 ];
 
 /// The rules [`check_sale`] decides; each run confirms or resolves every one of them.
@@ -341,6 +347,175 @@ pub fn check_order_item(item: &OrderItemFacts) -> Checked {
     checked
 }
 
+/// When a price is an outlier: robust statistics over earlier prices of the same thing, so one
+/// odd sample cannot hide a typo or raise a false alarm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutlierPolicy {
+    /// Fewer samples than this: no verdict (no warning).
+    pub min_samples: usize,
+    /// How many scaled MADs (1.4826 × median absolute deviation, the standard deviation's
+    /// robust stand-in) from the median a price may be.
+    pub max_robust_z: Decimal,
+    /// ...and how far from the median as a share of it: a tight market (MAD near 0) does not
+    /// flag a price a few euros off.
+    pub min_relative_gap: Decimal,
+}
+
+/// A missing digit (a tenth), a doubled one or another currency are all further off than this.
+pub const OUTLIER_POLICY: OutlierPolicy = OutlierPolicy {
+    min_samples: 5,
+    max_robust_z: Decimal::from_parts(35, 0, 0, false, 1),
+    min_relative_gap: Decimal::from_parts(35, 0, 0, false, 2),
+};
+
+/// 1 / Φ⁻¹(3/4): makes the MAD estimate the standard deviation of normal data.
+const MAD_SCALE: Decimal = Decimal::from_parts(14826, 0, 0, false, 4);
+
+/// Earlier prices a price is compared with, and where they come from.
+#[derive(Debug, Clone, Copy)]
+pub struct PriceReference<'a> {
+    /// `stockx_market` (StockX's asks and bids around the date) or `own_history` (the
+    /// seller's own prices for the same SKU and size).
+    pub basis: &'static str,
+    pub samples: &'a [Decimal],
+}
+
+/// The median of `values` (the mean of the middle two for an even count); None when empty.
+pub fn median(values: &[Decimal]) -> Option<Decimal> {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / Decimal::TWO),
+    }
+}
+
+/// The median of the absolute deviations from `center`.
+pub fn median_absolute_deviation(values: &[Decimal], center: Decimal) -> Option<Decimal> {
+    let deviations: Vec<Decimal> = values.iter().map(|v| (*v - center).abs()).collect();
+    median(&deviations)
+}
+
+/// What a price outlier check found out, for the finding's details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutlierVerdict {
+    pub basis: &'static str,
+    pub samples: usize,
+    pub median: Decimal,
+    pub mad: Decimal,
+    /// Distance from the median in scaled MADs; None when the MAD is 0.
+    pub robust_z: Option<Decimal>,
+    pub outlier: bool,
+}
+
+/// Judges `price` against the first reference with enough samples; None when none has.
+pub fn judge_price(
+    price: Decimal,
+    references: &[PriceReference<'_>],
+    policy: &OutlierPolicy,
+) -> Option<OutlierVerdict> {
+    let reference = references
+        .iter()
+        .find(|r| r.samples.len() >= policy.min_samples)?;
+    let center = median(reference.samples)?;
+    let mad = median_absolute_deviation(reference.samples, center)?;
+    let gap = (price - center).abs();
+    let scale = mad * MAD_SCALE;
+    let robust_z = (scale > Decimal::ZERO).then(|| (gap / scale).round_dp(2));
+    let far_relative = gap > center.abs() * policy.min_relative_gap;
+    let far_robust = robust_z.is_none_or(|z| z > policy.max_robust_z);
+    Some(OutlierVerdict {
+        basis: reference.basis,
+        samples: reference.samples.len(),
+        median: center,
+        mad,
+        robust_z,
+        outlier: far_relative && far_robust,
+    })
+}
+
+fn outlier_finding(
+    rule: Rule,
+    what: &str,
+    price: Decimal,
+    currency: &str,
+    verdict: &OutlierVerdict,
+) -> Finding {
+    let source = match verdict.basis {
+        "stockx_market" => "StockX's market around that date",
+        _ => "the seller's own prices for this SKU and size",
+    };
+    Finding {
+        rule,
+        message: format!(
+            "{what} {price} {currency} is far from {source}: median {} over {} prices (a typo, a missing digit or another currency?)",
+            verdict.median, verdict.samples
+        ),
+        details: json!({"price": price, "currency": currency, "basis": verdict.basis,
+                        "median": verdict.median, "mad": verdict.mad,
+                        "robust_z": verdict.robust_z, "samples": verdict.samples}),
+    }
+}
+
+/// `sale_price_outlier`: the recorded sale price against StockX's market for the variant at
+/// the sale date, or, with too little market history, the seller's own sale prices for the
+/// SKU and size. No finding without enough samples.
+pub fn check_sale_price_outlier(
+    sale_price: Decimal,
+    currency: &str,
+    market: &[Decimal],
+    own_sales: &[Decimal],
+    policy: &OutlierPolicy,
+) -> Option<Finding> {
+    let references = [
+        PriceReference {
+            basis: "stockx_market",
+            samples: market,
+        },
+        PriceReference {
+            basis: "own_history",
+            samples: own_sales,
+        },
+    ];
+    let verdict = judge_price(sale_price, &references, policy)?;
+    verdict.outlier.then(|| {
+        outlier_finding(
+            Rule::SalePriceOutlier,
+            "sale price",
+            sale_price,
+            currency,
+            &verdict,
+        )
+    })
+}
+
+/// `purchase_price_outlier`: the purchase price against the seller's own purchases of the SKU
+/// and size. Not against the market: buying at retail far below resale prices is the business,
+/// not a typo.
+pub fn check_purchase_price_outlier(
+    purchase_price: Decimal,
+    currency: &str,
+    own_purchases: &[Decimal],
+    policy: &OutlierPolicy,
+) -> Option<Finding> {
+    let references = [PriceReference {
+        basis: "own_history",
+        samples: own_purchases,
+    }];
+    let verdict = judge_price(purchase_price, &references, policy)?;
+    verdict.outlier.then(|| {
+        outlier_finding(
+            Rule::PurchasePriceOutlier,
+            "purchase price",
+            purchase_price,
+            currency,
+            &verdict,
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,5 +755,81 @@ mod tests {
         let mut before_catalog = item();
         before_catalog.catalog_product_id = None;
         assert_eq!(check_order_item(&before_catalog), Checked::default());
+    }
+
+    fn ds(values: &[&str]) -> Vec<Decimal> {
+        values.iter().map(|v| d(v)).collect()
+    }
+
+    #[test]
+    fn median_and_mad_by_hand() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&ds(&["3", "1", "2"])), Some(d("2")));
+        assert_eq!(median(&ds(&["4", "1", "3", "2"])), Some(d("2.5")));
+        // 180 190 200 210 400: median 200; deviations 20 10 0 10 200 → MAD 10.
+        let v = ds(&["180", "190", "200", "210", "400"]);
+        assert_eq!(median_absolute_deviation(&v, d("200")), Some(d("10")));
+    }
+
+    #[test]
+    fn a_missing_digit_is_a_sale_price_outlier_a_normal_price_is_not() {
+        let market = ds(&["180", "190", "200", "210", "220", "195"]);
+        // median 197.5; deviations 17.5 7.5 2.5 12.5 22.5 2.5 → MAD 10; scaled 14.826.
+        let finding =
+            check_sale_price_outlier(d("20.00"), "EUR", &market, &[], &OUTLIER_POLICY).unwrap();
+        assert_eq!(finding.rule, Rule::SalePriceOutlier);
+        assert_eq!(finding.details["basis"], "stockx_market");
+        assert_eq!(finding.details["median"], json!(d("197.50")));
+        // (197.5 − 20) / 14.826 = 11.972... → 11.97
+        assert_eq!(finding.details["robust_z"], json!(d("11.97")));
+        assert!(
+            finding.message.contains("median 197.50 over 6 prices"),
+            "{}",
+            finding.message
+        );
+        assert_eq!(
+            check_sale_price_outlier(d("215.00"), "EUR", &market, &[], &OUTLIER_POLICY),
+            None
+        );
+        // Far in MADs but within 35 % of the median: no warning (2 × 14.826 < 60 < 69.1).
+        let tight = ds(&["200", "200", "200", "201", "199"]);
+        assert_eq!(
+            check_sale_price_outlier(d("260"), "EUR", &tight, &[], &OUTLIER_POLICY),
+            None
+        );
+        // With MAD 0 the relative gap decides.
+        assert!(check_sale_price_outlier(d("2000"), "EUR", &tight, &[], &OUTLIER_POLICY).is_some());
+    }
+
+    #[test]
+    fn too_little_data_gives_no_warning_and_the_own_history_stands_in() {
+        let market = ds(&["200", "205", "210", "195"]);
+        let own = ds(&["150", "155", "160", "150", "152"]);
+        // Four market prices are too few; the seller's own five decide (median 152, MAD 2).
+        let finding =
+            check_sale_price_outlier(d("1520"), "EUR", &market, &own, &OUTLIER_POLICY).unwrap();
+        assert_eq!(finding.details["basis"], "own_history");
+        assert_eq!(
+            check_sale_price_outlier(d("1520"), "EUR", &market, &own[..4], &OUTLIER_POLICY),
+            None,
+            "no verdict without five samples anywhere"
+        );
+    }
+
+    #[test]
+    fn a_purchase_in_another_currency_stands_out_against_own_purchases() {
+        let own = ds(&["110", "110", "115", "120", "105", "110"]);
+        // 110 USD entered as 11000 (cents): far off.
+        let finding =
+            check_purchase_price_outlier(d("11000"), "EUR", &own, &OUTLIER_POLICY).unwrap();
+        assert_eq!(finding.rule, Rule::PurchasePriceOutlier);
+        assert_eq!(
+            check_purchase_price_outlier(d("112"), "EUR", &own, &OUTLIER_POLICY),
+            None
+        );
+        assert_eq!(
+            check_purchase_price_outlier(d("11000"), "EUR", &own[..3], &OUTLIER_POLICY),
+            None
+        );
     }
 }

@@ -391,6 +391,8 @@ fn dashboard_and_alerts_query_only_metrics_of_the_contract() {
         stockx_sync::metrics::SCHEDULED_RUNS_TOTAL,
         stockx_sync::metrics::SCHEDULED_LAST_SUCCESS_TIMESTAMP_SECONDS,
         stockx_sync::metrics::SCHEDULED_CONSECUTIVE_FAILURES,
+        stockx_sync::metrics::DEAD_STOCK_ITEMS,
+        stockx_sync::metrics::MARKET_REFRESH_PRODUCTS_TOTAL,
     ]
     .into_iter()
     .collect();

@@ -14,6 +14,7 @@ mod embedded;
 mod enrich;
 mod http;
 mod import_set;
+mod market;
 mod n8n;
 mod notion;
 mod notion_api;
