@@ -43,6 +43,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::market::outliers;
 use crate::queue::{is_data_error, panic_message, Health, JobHandler, JobResult};
 use crate::queue::{Job, JobKind};
 use crate::sales::{self, InventoryRow, ProductLookup, VariantWrite};
@@ -289,9 +290,6 @@ impl Enricher {
         let mut report = JobReport::default();
         let mut findings = validate::check_sale(&row.facts);
         let mut checked: Vec<Rule> = validate::SALE_RULES.to_vec();
-        let outliers = crate::market::outliers::check_order(&self.pool, row.id).await?;
-        checked.extend(outliers.checked);
-        findings.extend(outliers.findings);
         let mut tx = self.pool.begin().await?;
         match answer {
             None => report.outcome = "validated".into(),
@@ -322,6 +320,10 @@ impl Enricher {
                 report.outcome = "not_found".into();
             }
         }
+        // After the order's own write, so that the variant StockX's order gave is known.
+        let outliers = outliers::check_order(&mut tx, row.id).await?;
+        checked.extend(outliers.checked);
+        findings.extend(outliers.findings);
         let subject = Subject {
             entity_type: "order",
             entity_id: row.id,
@@ -454,13 +456,17 @@ impl Enricher {
         let mut new = record_findings(&mut tx, subject, &found.checked, &found.findings).await?;
         let mut all_findings = found.findings.clone();
         // The purchase price and date are part of the sale's rules: check the order again.
-        // So is the catalog's match of the SKU and size, against what StockX's order sold.
+        // So is the catalog's match of the SKU and size, against what StockX's order sold, and
+        // the purchase price's place among the seller's own.
         if let Some(order) = sales::load_order_for_inventory(&mut tx, inventory_id).await? {
             let mut findings = validate::check_sale(&order.facts);
             let mut checked = validate::SALE_RULES.to_vec();
             let item_check = check_order_item(&mut tx, order.id).await?;
             checked.extend(item_check.rules);
             findings.extend(item_check.findings);
+            let outliers = outliers::check_order(&mut tx, order.id).await?;
+            checked.extend(outliers.checked);
+            findings.extend(outliers.findings);
             let subject = Subject {
                 entity_type: "order",
                 entity_id: order.id,

@@ -2,7 +2,7 @@
 //! pure rules in `validate` (`sale_price_outlier`, `purchase_price_outlier`). The enrichment of
 //! an order runs it beside the other sale rules.
 
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::sales;
@@ -20,20 +20,22 @@ pub struct OutlierCheck {
     pub findings: Vec<Finding>,
 }
 
-pub async fn check_order(pool: &PgPool, order_id: Uuid) -> Result<OutlierCheck, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+pub async fn check_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<OutlierCheck, sqlx::Error> {
     let mut check = OutlierCheck {
         checked: vec![Rule::SalePriceOutlier, Rule::PurchasePriceOutlier],
         findings: Vec::new(),
     };
-    let Some(facts) = sales::outlier_facts(&mut conn, order_id).await? else {
+    let Some(facts) = sales::outlier_facts(conn, order_id).await? else {
         return Ok(check);
     };
     if let Some(sale_price) = facts.sale_price {
         let market = match &facts.stockx_variant_id {
             Some(variant) => {
                 sales::market_samples_around(
-                    &mut conn,
+                    conn,
                     variant,
                     &facts.currency,
                     facts.sold_at,
@@ -44,7 +46,7 @@ pub async fn check_order(pool: &PgPool, order_id: Uuid) -> Result<OutlierCheck, 
             None => Vec::new(),
         };
         let own =
-            sales::own_sale_prices(&mut conn, order_id, &facts.currency, OWN_HISTORY_LIMIT).await?;
+            sales::own_sale_prices(conn, order_id, &facts.currency, OWN_HISTORY_LIMIT).await?;
         check.findings.extend(validate::check_sale_price_outlier(
             sale_price,
             &facts.currency,
@@ -53,7 +55,7 @@ pub async fn check_order(pool: &PgPool, order_id: Uuid) -> Result<OutlierCheck, 
             &OUTLIER_POLICY,
         ));
     }
-    let own = sales::own_purchase_prices(&mut conn, facts.inventory_id, OWN_HISTORY_LIMIT).await?;
+    let own = sales::own_purchase_prices(conn, facts.inventory_id, OWN_HISTORY_LIMIT).await?;
     check
         .findings
         .extend(validate::check_purchase_price_outlier(

@@ -1021,3 +1021,81 @@ async fn market_settings_are_checked_at_start_and_reach_the_views() {
         (dec("0.12"), dec("4.50"), "fallback")
     );
 }
+
+/// The order job alone knows the variant on a sale's first enrichment (StockX's order names it;
+/// the inventory job has not run): the market at the sale date still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_order_job_compares_with_the_market_of_the_variant_its_order_names() {
+    let db = TestDb::new().await;
+    let mut sale = crate::helpers::Sale::new("323314425-323214184");
+    sale.net_proceeds = "119.60";
+    sale.sale_price = Some("1400.00"); // 140.00 with a digit too many
+    sale.insert(&db.pool).await.unwrap();
+    sqlx::query(
+        "UPDATE integration.enrichment_jobs SET run_after = now() + interval '1 hour'
+         WHERE kind = 'inventory'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // The sandbox's order 323314425-323214184 sold variant 5e6a1e57-10 (DD1391-100, US 10).
+    for (day, ask, bid) in [
+        ("2024-03-17", "150", "130"),
+        ("2024-03-19", "152", "131"),
+        ("2024-03-20", "149", "133"),
+        ("2024-03-22", "151", "135"),
+    ] {
+        sqlx::query(
+            "INSERT INTO platforms.market_price_history
+                 (stockx_variant_id, currency, day, product_id, stockx_product_id, lowest_ask,
+                  highest_bid)
+             SELECT '5e6a1e57-10', 'EUR', $1::date, p.id, 'x', $2::numeric, $3::numeric
+             FROM products.products p WHERE p.sku = 'DD1391-100'",
+        )
+        .bind(day)
+        .bind(ask)
+        .bind(bid)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let setup = crate::enrich::start(&db, 50.0, Default::default(), 4).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let done: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM integration.enrichment_jobs
+                                WHERE kind = 'order' AND state <> 'completed')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the order job never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let inventory_variant: Option<String> = sqlx::query_scalar(
+        "SELECT i.stockx_variant_id FROM products.inventory i
+         JOIN products.products p ON p.id = i.product_id WHERE p.sku = 'DD1391-100'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    setup.stop().await;
+    assert_eq!(
+        inventory_variant.as_deref(),
+        Some("5e6a1e57-10"),
+        "the order job stored the variant its order names"
+    );
+    assert_eq!(
+        outlier_warnings(&db.pool, "323314425-323214184").await,
+        vec![(
+            "sale_price_outlier".to_string(),
+            Some("stockx_market".to_string())
+        )]
+    );
+}
