@@ -289,41 +289,12 @@ REVOKE EXECUTE ON FUNCTION integration.import_sales_staged(boolean, text, text, 
 GRANT EXECUTE ON FUNCTION integration.import_sales_staged(boolean, text, text, uuid)
     TO stockx_sync_worker;
 
--- The array form of the same load (migration 30's interface), for callers that bind arrays.
-CREATE OR REPLACE FUNCTION integration.import_sales_set(
-    p_idx            integer[],
-    p_source         text[],
-    p_page           text[],
-    p_order          text[],
-    p_sku            text[],
-    p_size           text[],
-    p_region         text[],
-    p_supplier       text[],
-    p_purchase_price numeric[],
-    p_purchase_date  date[],
-    p_sale_price     numeric[],
-    p_net_proceeds   numeric[],
-    p_profit         numeric[],
-    p_roi            numeric[],
-    p_sold_at        date[],
-    p_delivered_at   date[],
-    p_notes          text[],
-    p_warnings       text[],
-    p_update         boolean,
-    p_trigger        text,
-    p_synced_by      text,
-    p_run_id         uuid
-) RETURNS TABLE (idx integer, status text)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM integration.import_stage_open();
-    INSERT INTO pg_temp.import_sales_load
-    SELECT * FROM unnest(p_idx, p_source, p_page, p_order, p_sku, p_size, p_region, p_supplier,
-                         p_purchase_price, p_purchase_date, p_sale_price, p_net_proceeds,
-                         p_profit, p_roi, p_sold_at, p_delivered_at, p_notes, p_warnings);
-    RETURN QUERY SELECT * FROM integration.import_sales_staged(p_update, p_trigger, p_synced_by,
-                                                               p_run_id);
-END $$;
+-- Migration 30's array form of the load and its plain-value test: nothing calls them now that
+-- the records arrive by COPY.
+DROP FUNCTION integration.import_sales_set(integer[], text[], text[], text[], text[], text[],
+    text[], text[], numeric[], date[], numeric[], numeric[], numeric[], numeric[], date[],
+    date[], text[], text[], boolean, text, text, uuid);
+DROP FUNCTION integration.import_plain(text);
 
 -- The entry table's INSERT trigger: not called per row while the sync (or the import) writes
 -- rows with the refresh key; a statement that sets the key without knowing it is refused

@@ -477,7 +477,7 @@ fn cpu(seconds: Option<f64>) -> String {
 
 /// CPU time (user + system) of a process on this machine, from `/proc/PID/stat`; `None` when it
 /// cannot be read (another machine, another OS). Linux reports it in USER_HZ, 100 a second.
-fn process_cpu_seconds(pid: i32) -> Option<f64> {
+pub(super) fn process_cpu_seconds(pid: i32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = &stat[stat.rfind(')')? + 2..];

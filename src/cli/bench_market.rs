@@ -191,32 +191,22 @@ async fn time_query(pool: &PgPool, sql: &str) -> anyhow::Result<QueryTime> {
         .fetch_one(&mut *conn)
         .await?;
     sqlx::query(sql).fetch_all(&mut *conn).await?;
-    let cpu_before = backend_cpu_ticks(backend);
+    let cpu_before = super::bench::process_cpu_seconds(backend);
     let mut times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
         sqlx::query(sql).fetch_all(&mut *conn).await?;
         times.push(started.elapsed());
     }
-    let cpu_after = backend_cpu_ticks(backend);
+    let cpu_after = super::bench::process_cpu_seconds(backend);
     times.sort();
     Ok(QueryTime {
         wall_ms: times[2].as_secs_f64() * 1000.0,
         backend_cpu_ms: match (cpu_before, cpu_after) {
-            (Some(before), Some(after)) => Some((after - before) as f64 * 10.0 / 5.0),
+            (Some(before), Some(after)) => Some((after - before) * 1000.0 / 5.0),
             _ => None,
         },
     })
-}
-
-/// utime + stime of a process in clock ticks (100 per second on Linux), if it is visible.
-fn backend_cpu_ticks(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 fn load_average() -> Option<f64> {

@@ -172,13 +172,13 @@ impl Enricher {
         self
     }
 
-    /// Whether jobs are enriched from StockX (false: they are only validated).
     /// The StockX client (shared rate limit and budget), for other users such as the market
     /// refresh.
     pub fn stockx_client(&self) -> Option<StockxClient> {
         self.stockx.clone()
     }
 
+    /// Whether jobs are enriched from StockX (false: they are only validated).
     pub fn has_stockx(&self) -> bool {
         self.stockx.is_some()
     }

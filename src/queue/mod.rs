@@ -550,7 +550,7 @@ pub async fn enqueue_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
         (JobKind::Order, &pending.orders),
         (JobKind::Inventory, &pending.inventory),
     ] {
-        added += insert_jobs(pool, kind, ids, Duration::ZERO).await?;
+        added += enqueue_jobs(pool, kind, ids, Duration::ZERO).await?;
     }
     Ok(added)
 }
@@ -587,30 +587,6 @@ pub async fn enqueue_jobs(
     .fetch_one(pool)
     .await?;
     Ok(added as u64)
-}
-
-async fn insert_jobs(
-    pool: &PgPool,
-    kind: JobKind,
-    ids: &[Uuid],
-    delay: Duration,
-) -> Result<u64, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    Ok(sqlx::query(
-        "INSERT INTO integration.enrichment_jobs (kind, entity_id, run_after)
-         SELECT $1, id, clock_timestamp() + make_interval(secs => $3)
-         FROM unnest($2::uuid[]) AS ids(id)
-         ON CONFLICT (kind, entity_id) WHERE state IN ('available', 'retryable')
-         DO NOTHING",
-    )
-    .bind(kind.as_str())
-    .bind(ids)
-    .bind(delay.as_secs_f64())
-    .execute(pool)
-    .await?
-    .rows_affected())
 }
 
 /// How many jobs are in one state.

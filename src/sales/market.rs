@@ -111,7 +111,7 @@ pub async fn store_market_history(
     Ok(())
 }
 
-/// Items in `reporting.dead_stock` (the gauge the dead-stock alert watches; every 5 s).
+/// Items in `reporting.dead_stock` (the gauge the dead-stock alert watches; counted once a minute).
 pub async fn count_dead_stock(pool: &PgPool) -> Result<i64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     without_jit(&mut tx).await?;
