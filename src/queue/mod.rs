@@ -132,7 +132,7 @@ pub struct Job {
 ///
 /// A job whose row has another job running is skipped, so that two jobs of one row never run
 /// at once (the second one is the edit made while the first ran, and must read the new facts
-/// after the first one has written). The `NOT EXISTS` probes `enrichment_jobs_entity_idx`.
+/// after the first one has written). The `NOT EXISTS` probes `enrichment_jobs_running_idx`.
 macro_rules! claim_sql {
     ($extra:literal) => {
         concat!(

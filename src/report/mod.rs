@@ -133,25 +133,28 @@ async fn collect_in(
     )
     .fetch_optional(&mut *conn)
     .await?;
+    // The totals ride along with the worst few (window aggregates are taken before the
+    // LIMIT), so the dead-stock view is computed once; no row means 0 items, 0 spent.
     #[derive(sqlx::FromRow)]
-    struct DeadTotals {
+    struct DeadRow {
         items: i64,
         purchase_total: Decimal,
+        #[sqlx(flatten)]
+        item: DeadItem,
     }
-    let totals: DeadTotals = sqlx::query_as(
-        "SELECT count(*) AS items, coalesce(sum(purchase_price), 0) AS purchase_total
-         FROM reporting.dead_stock",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let top = sqlx::query_as(
-        "SELECT sku, size, supplier, days_held, purchase_price, expected_payout, reason
+    let dead: Vec<DeadRow> = sqlx::query_as(
+        "SELECT count(*) OVER () AS items,
+                coalesce(sum(purchase_price) OVER (), 0) AS purchase_total,
+                sku, size, supplier, days_held, purchase_price, expected_payout, reason
          FROM reporting.dead_stock
          ORDER BY unrealised_profit NULLS LAST, days_held DESC, sku, size LIMIT $1",
     )
     .bind(TOP)
     .fetch_all(&mut *conn)
     .await?;
+    let (items, purchase_total) = dead
+        .first()
+        .map_or((0, Decimal::ZERO), |d| (d.items, d.purchase_total));
     let movers = sqlx::query_as(
         "SELECT sku, product_name, size, currency, highest_bid, highest_bid_change_7d,
                 highest_bid_change_7d_pct
@@ -169,9 +172,9 @@ async fn collect_in(
         warnings,
         valuation,
         dead_stock: DeadStock {
-            items: totals.items,
-            purchase_total: totals.purchase_total,
-            top,
+            items,
+            purchase_total,
+            top: dead.into_iter().map(|d| d.item).collect(),
         },
         movers,
     })
