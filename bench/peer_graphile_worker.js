@@ -11,7 +11,7 @@
 // (`server`: as the server is configured).
 "use strict";
 const { run, runMigrations } = require("graphile-worker");
-const { Client } = require("pg");
+const { Client, Pool } = require("pg");
 
 const [url, jobs = "20000", concurrency = "8", queueCommit = "off", insertCommit = "server", samples = "300"] =
   process.argv.slice(2);
@@ -42,6 +42,11 @@ async function main() {
   const serverCommit = (await admin.query("SHOW synchronous_commit")).rows[0].synchronous_commit;
   const label = (mode) => (mode === "server" ? `${serverCommit} (server)` : mode);
   const workerUrl = withDatabase(url, database, queueCommit);
+  // The workers' pool is ours (graphile-worker's default size), so that it is closed before
+  // the scratch database is dropped: graphile-worker ends its own pool without waiting, and
+  // a connection the drop then terminates would crash node with an unhandled 'error'.
+  const pgPool = new Pool({ connectionString: workerUrl, max: 10 });
+  pgPool.on("error", () => {});
   try {
     await runMigrations({ connectionString: workerUrl });
     const n = Number(jobs);
@@ -53,7 +58,7 @@ async function main() {
     let done = 0;
     const started = now();
     const runner = await run({
-      connectionString: workerUrl,
+      pgPool,
       concurrency: Number(concurrency),
       noHandleSignals: true,
       pollInterval: 2000,
@@ -77,7 +82,7 @@ async function main() {
     const waiting = new Map();
     const latencies = [];
     const idle = await run({
-      connectionString: workerUrl,
+      pgPool,
       concurrency: Number(concurrency),
       noHandleSignals: true,
       pollInterval: 2000,
@@ -110,6 +115,7 @@ async function main() {
     await inserter.end();
     await setup.end();
   } finally {
+    await pgPool.end();
     await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     await admin.end();
   }
