@@ -503,3 +503,82 @@ async fn status_counts_jobs_by_state_and_warnings_by_rule() {
     assert_eq!(report.warnings.len(), 1);
     assert_eq!(report.warnings[0].open, 2);
 }
+
+/// How often the entry row's refresh ran in the current transaction.
+async fn entry_refreshes(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions
+         WHERE schemaname = 'integration' AND funcname = 'sale_entry_sync'",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_entry_row_follows_what_it_shows_and_an_order_written_directly_gets_one() {
+    let db = TestDb::new().await;
+    Sale::new("F-1").insert(&db.pool).await.unwrap();
+    let mut conn = db.connect().await;
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SET LOCAL track_functions = 'pl'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let inventory = "(SELECT l.inventory_id FROM platforms.stockx_listings l
+                      JOIN platforms.stockx_orders o ON o.listing_id = l.id
+                      WHERE o.stockx_order_number = 'F-1')";
+
+    // The StockX variant is not on the entry row: no refresh.
+    sqlx::query(&format!(
+        "UPDATE products.inventory SET stockx_variant_id = 'v-1' WHERE id = {inventory}"
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(entry_refreshes(&mut tx).await, 0);
+
+    // The purchase price is: refreshed.
+    sqlx::query(&format!(
+        "UPDATE products.inventory SET purchase_price = 95.00 WHERE id = {inventory}"
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(entry_refreshes(&mut tx).await, 1);
+    let shown: Decimal = sqlx::query_scalar(
+        "SELECT purchase_price FROM platforms.stockx_sale_entry WHERE stockx_order_number = 'F-1'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(shown, dec("95.00"));
+
+    // An order written straight into the business tables gets its entry row.
+    sqlx::query(
+        "WITH i AS (
+             INSERT INTO products.inventory (product_id, size_id, supplier_id, purchase_price,
+                                             status)
+             SELECT product_id, size_id, supplier_id, 70.00, 'sold' FROM products.inventory
+             LIMIT 1 RETURNING id, product_id
+         ), l AS (
+             INSERT INTO platforms.stockx_listings (inventory_id, product_id, status)
+             SELECT id, product_id, 'sold' FROM i RETURNING id
+         )
+         INSERT INTO platforms.stockx_orders (listing_id, stockx_order_number, net_proceeds,
+                                              sold_at)
+         SELECT id, 'F-2', 120.00, DATE '2024-04-01' FROM l",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let (price, supplier): (Decimal, String) = sqlx::query_as(
+        "SELECT purchase_price, supplier FROM platforms.stockx_sale_entry
+         WHERE stockx_order_number = 'F-2'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!((price, supplier.as_str()), (dec("70.00"), "Nike Store"));
+    tx.rollback().await.unwrap();
+}
