@@ -201,26 +201,15 @@ impl MarketRefresh {
                 count("empty");
                 continue;
             }
-            let mut tx = self.pool.begin().await?;
-            for md in &data {
-                sales::store_market_data(
-                    &mut tx,
-                    product.product_id,
-                    &product.stockx_product_id,
-                    md,
-                    currency,
-                )
-                .await?;
-                sales::store_market_history(
-                    &mut tx,
-                    product.product_id,
-                    &product.stockx_product_id,
-                    md,
-                    currency,
-                )
-                .await?;
-            }
-            tx.commit().await?;
+            let mut conn = self.pool.acquire().await?;
+            sales::store_product_market(
+                &mut conn,
+                product.product_id,
+                &product.stockx_product_id,
+                &data,
+                currency,
+            )
+            .await?;
             report.refreshed += 1;
             report.variants += data.len();
             count("refreshed");

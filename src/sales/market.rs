@@ -78,34 +78,65 @@ pub async fn market_refresh_plan(
     })
 }
 
-/// Today's prices of one variant: the day's history row is replaced by a later fetch the same
-/// day, so the row holds the day's last answer.
-pub async fn store_market_history(
+/// The market refresh's write for one product, in one statement: each variant's latest prices
+/// (`platforms.marketplace_data`, as enrichment stores them) and today's history row, which a
+/// later fetch the same day replaces, so the row holds the day's last answer. The currency is
+/// the one StockX names, else the one it was asked in; a variant named twice in one answer
+/// counts once, with its last prices.
+pub async fn store_product_market(
     conn: &mut PgConnection,
     product_id: Uuid,
     stockx_product_id: &str,
-    md: &MarketData,
+    data: &[MarketData],
     requested_currency: &str,
 ) -> Result<(), sqlx::Error> {
+    let mut last = std::collections::BTreeMap::new();
+    for md in data {
+        let currency = md.currency_code.as_deref().unwrap_or(requested_currency);
+        last.insert((md.variant_id.as_str(), currency), md);
+    }
+    let (keys, rows): (Vec<_>, Vec<_>) = last.into_iter().unzip();
+    let (variants, currencies): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    let prices = |f: fn(&MarketData) -> Option<Decimal>| -> Vec<Option<Decimal>> {
+        rows.iter().map(|md| f(md)).collect()
+    };
     sqlx::query(
-        "INSERT INTO platforms.market_price_history
+        "WITH d AS (
+             SELECT * FROM unnest($3::text[], $4::text[], $5::numeric[], $6::numeric[],
+                                  $7::numeric[], $8::numeric[])
+                 AS d(variant_id, currency, lowest_ask, highest_bid, sell_faster, earn_more)
+         ), latest AS (
+             INSERT INTO platforms.marketplace_data
+                 (product_id, stockx_product_id, stockx_variant_id, currency, lowest_ask,
+                  highest_bid, sell_faster, earn_more, fetched_at)
+             SELECT $1, $2, d.variant_id, d.currency, d.lowest_ask, d.highest_bid,
+                    d.sell_faster, d.earn_more, now()
+             FROM d
+             ON CONFLICT (stockx_variant_id, currency) DO UPDATE
+             SET lowest_ask = EXCLUDED.lowest_ask, highest_bid = EXCLUDED.highest_bid,
+                 sell_faster = EXCLUDED.sell_faster, earn_more = EXCLUDED.earn_more,
+                 fetched_at = EXCLUDED.fetched_at
+         )
+         INSERT INTO platforms.market_price_history
              (stockx_variant_id, currency, day, product_id, stockx_product_id, lowest_ask,
               highest_bid, sell_faster, earn_more, fetched_at)
-         VALUES ($1, $2, current_date, $3, $4, $5, $6, $7, $8, now())
+         SELECT d.variant_id, d.currency, current_date, $1, $2, d.lowest_ask, d.highest_bid,
+                d.sell_faster, d.earn_more, now()
+         FROM d
          ON CONFLICT (stockx_variant_id, currency, day) DO UPDATE
          SET product_id = EXCLUDED.product_id, stockx_product_id = EXCLUDED.stockx_product_id,
              lowest_ask = EXCLUDED.lowest_ask, highest_bid = EXCLUDED.highest_bid,
              sell_faster = EXCLUDED.sell_faster, earn_more = EXCLUDED.earn_more,
              fetched_at = EXCLUDED.fetched_at",
     )
-    .bind(&md.variant_id)
-    .bind(md.currency_code.as_deref().unwrap_or(requested_currency))
     .bind(product_id)
     .bind(stockx_product_id)
-    .bind(md.lowest_ask_amount)
-    .bind(md.highest_bid_amount)
-    .bind(md.sell_faster_amount)
-    .bind(md.earn_more_amount)
+    .bind(&variants)
+    .bind(&currencies)
+    .bind(prices(|md| md.lowest_ask_amount))
+    .bind(prices(|md| md.highest_bid_amount))
+    .bind(prices(|md| md.sell_faster_amount))
+    .bind(prices(|md| md.earn_more_amount))
     .execute(conn)
     .await?;
     Ok(())

@@ -24,7 +24,7 @@ pub use checks::{run_integrity_checks, CheckResult};
 pub use entry::{enter_sale, enter_sales, sale_summaries, supplier_count, SaleEntry, SaleSummary};
 pub use market::{
     count_dead_stock, insert_synthetic_stock, market_refresh_plan, market_samples_around,
-    outlier_facts, own_purchase_prices, own_sale_prices, store_market_history, without_jit,
+    outlier_facts, own_purchase_prices, own_sale_prices, store_product_market, without_jit,
     OutlierFacts, ProductToRefresh, RefreshPlan, SyntheticStock,
 };
 pub use orders::{

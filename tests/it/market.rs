@@ -1099,3 +1099,68 @@ async fn the_first_order_job_compares_with_the_market_of_the_variant_its_order_n
         )]
     );
 }
+
+#[tokio::test]
+async fn a_variant_named_twice_in_one_answer_is_stored_once_with_its_last_prices() {
+    let db = TestDb::new().await;
+    crate::helpers::Sale::new("MK-1")
+        .insert(&db.pool)
+        .await
+        .unwrap();
+    let product_id: Uuid = sqlx::query_scalar("SELECT id FROM products.products")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let md = |variant: &str, currency: Option<&str>, ask: &str| stockx_sync::stockx::MarketData {
+        product_id: None,
+        variant_id: variant.into(),
+        currency_code: currency.map(Into::into),
+        lowest_ask_amount: Some(ask.parse().unwrap()),
+        highest_bid_amount: None,
+        sell_faster_amount: None,
+        earn_more_amount: None,
+        flex_lowest_ask_amount: None,
+    };
+    let stored = |data: Vec<stockx_sync::stockx::MarketData>| {
+        let pool = db.pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            stockx_sync::sales::store_product_market(&mut conn, product_id, "p-1", &data, "EUR")
+                .await
+                .unwrap();
+            let latest: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT stockx_variant_id, currency, lowest_ask::text
+                 FROM platforms.marketplace_data ORDER BY 1, 2",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let history: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT stockx_variant_id, currency, lowest_ask::text
+                 FROM platforms.market_price_history ORDER BY 1, 2",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            (latest, history)
+        }
+    };
+    let row = |v: &str, c: &str, a: &str| (v.to_string(), c.to_string(), a.to_string());
+
+    // v-1 twice (the last answer wins), v-2 without a currency (the one asked in).
+    let (latest, history) = stored(vec![
+        md("v-1", Some("EUR"), "100.00"),
+        md("v-2", None, "90.00"),
+        md("v-1", Some("EUR"), "110.00"),
+    ])
+    .await;
+    let expected = vec![row("v-1", "EUR", "110.00"), row("v-2", "EUR", "90.00")];
+    assert_eq!(latest, expected);
+    assert_eq!(history, expected);
+
+    // Later the same day: both tables keep one row per variant, with the later prices.
+    let (latest, history) = stored(vec![md("v-1", Some("EUR"), "120.00")]).await;
+    let expected = vec![row("v-1", "EUR", "120.00"), row("v-2", "EUR", "90.00")];
+    assert_eq!(latest, expected);
+    assert_eq!(history, expected);
+}
