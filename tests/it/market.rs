@@ -1128,21 +1128,21 @@ async fn a_variant_named_twice_in_one_answer_is_stored_once_with_its_last_prices
             stockx_sync::sales::store_product_market(&mut conn, product_id, "p-1", &data, "EUR")
                 .await
                 .unwrap();
-            let latest: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT stockx_variant_id, currency, lowest_ask::text
-                 FROM platforms.marketplace_data ORDER BY 1, 2",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            let history: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT stockx_variant_id, currency, lowest_ask::text
-                 FROM platforms.market_price_history ORDER BY 1, 2",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            (latest, history)
+            let mut tables = Vec::new();
+            for table in [
+                "platforms.marketplace_data",
+                "platforms.market_price_history",
+            ] {
+                let rows: Vec<(String, String, String)> = sqlx::query_as(&format!(
+                    "SELECT stockx_variant_id, currency, lowest_ask::text FROM {table}
+                     ORDER BY 1, 2"
+                ))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                tables.push(rows);
+            }
+            (tables[0].clone(), tables[1].clone())
         }
     };
     let row = |v: &str, c: &str, a: &str| (v.to_string(), c.to_string(), a.to_string());
