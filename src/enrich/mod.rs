@@ -435,7 +435,7 @@ impl Enricher {
                         &mut tx,
                         item.product_id,
                         product_id,
-                        md,
+                        std::slice::from_ref(md),
                         &self.currency,
                     )
                     .await?;

@@ -201,15 +201,11 @@ impl MarketRefresh {
                 count("empty");
                 continue;
             }
-            let mut conn = self.pool.acquire().await?;
-            sales::store_product_market(
-                &mut conn,
-                product.product_id,
-                &product.stockx_product_id,
-                &data,
-                currency,
-            )
-            .await?;
+            let mut tx = self.pool.begin().await?;
+            let (id, stockx_id) = (product.product_id, &product.stockx_product_id);
+            sales::store_market_data(&mut tx, id, stockx_id, &data, currency).await?;
+            sales::store_market_history(&mut tx, id, stockx_id, &data, currency).await?;
+            tx.commit().await?;
             report.refreshed += 1;
             report.variants += data.len();
             count("refreshed");

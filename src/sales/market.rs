@@ -78,67 +78,112 @@ pub async fn market_refresh_plan(
     })
 }
 
-/// The market refresh's write for one product, in one statement: each variant's latest prices
-/// (`platforms.marketplace_data`, as enrichment stores them) and today's history row, which a
-/// later fetch the same day replaces, so the row holds the day's last answer. The currency is
-/// the one StockX names, else the one it was asked in; a variant named twice in one answer
-/// counts once, with its last prices.
-pub async fn store_product_market(
+/// One product's market answer as columns for `unnest`: a row per variant and currency (the
+/// one StockX names, else the one it was asked in); a variant named twice counts once, with
+/// its last prices.
+struct MarketRows<'a> {
+    variants: Vec<&'a str>,
+    currencies: Vec<&'a str>,
+    lowest_ask: Vec<Option<Decimal>>,
+    highest_bid: Vec<Option<Decimal>>,
+    sell_faster: Vec<Option<Decimal>>,
+    earn_more: Vec<Option<Decimal>>,
+}
+
+impl<'a> MarketRows<'a> {
+    fn new(data: &'a [MarketData], requested_currency: &'a str) -> MarketRows<'a> {
+        let mut last = std::collections::BTreeMap::new();
+        for md in data {
+            let currency = md.currency_code.as_deref().unwrap_or(requested_currency);
+            last.insert((md.variant_id.as_str(), currency), md);
+        }
+        let (keys, rows): (Vec<_>, Vec<&MarketData>) = last.into_iter().unzip();
+        let (variants, currencies) = keys.into_iter().unzip();
+        let prices = |f: fn(&MarketData) -> Option<Decimal>| rows.iter().map(|md| f(md)).collect();
+        MarketRows {
+            variants,
+            currencies,
+            lowest_ask: prices(|md| md.lowest_ask_amount),
+            highest_bid: prices(|md| md.highest_bid_amount),
+            sell_faster: prices(|md| md.sell_faster_amount),
+            earn_more: prices(|md| md.earn_more_amount),
+        }
+    }
+
+    /// Binds the columns as `$3`..`$8` (after the product's two IDs).
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.variants)
+            .bind(&self.currencies)
+            .bind(&self.lowest_ask)
+            .bind(&self.highest_bid)
+            .bind(&self.sell_faster)
+            .bind(&self.earn_more)
+    }
+}
+
+/// The columns `MarketRows::bind` gives, as a table `d`.
+const MARKET_ROWS: &str = "unnest($3::text[], $4::text[], $5::numeric[], $6::numeric[],
+                                  $7::numeric[], $8::numeric[])
+         AS d(variant_id, currency, lowest_ask, highest_bid, sell_faster, earn_more)";
+
+/// Stores StockX's latest prices for a product's variants (one row per variant and currency,
+/// replaced on each fetch), in one statement.
+pub async fn store_market_data(
     conn: &mut PgConnection,
     product_id: Uuid,
     stockx_product_id: &str,
     data: &[MarketData],
     requested_currency: &str,
 ) -> Result<(), sqlx::Error> {
-    let mut last = std::collections::BTreeMap::new();
-    for md in data {
-        let currency = md.currency_code.as_deref().unwrap_or(requested_currency);
-        last.insert((md.variant_id.as_str(), currency), md);
-    }
-    let (keys, rows): (Vec<_>, Vec<_>) = last.into_iter().unzip();
-    let (variants, currencies): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
-    let prices = |f: fn(&MarketData) -> Option<Decimal>| -> Vec<Option<Decimal>> {
-        rows.iter().map(|md| f(md)).collect()
-    };
-    sqlx::query(
-        "WITH d AS (
-             SELECT * FROM unnest($3::text[], $4::text[], $5::numeric[], $6::numeric[],
-                                  $7::numeric[], $8::numeric[])
-                 AS d(variant_id, currency, lowest_ask, highest_bid, sell_faster, earn_more)
-         ), latest AS (
-             INSERT INTO platforms.marketplace_data
-                 (product_id, stockx_product_id, stockx_variant_id, currency, lowest_ask,
-                  highest_bid, sell_faster, earn_more, fetched_at)
-             SELECT $1, $2, d.variant_id, d.currency, d.lowest_ask, d.highest_bid,
-                    d.sell_faster, d.earn_more, now()
-             FROM d
-             ON CONFLICT (stockx_variant_id, currency) DO UPDATE
-             SET lowest_ask = EXCLUDED.lowest_ask, highest_bid = EXCLUDED.highest_bid,
-                 sell_faster = EXCLUDED.sell_faster, earn_more = EXCLUDED.earn_more,
-                 fetched_at = EXCLUDED.fetched_at
-         )
-         INSERT INTO platforms.market_price_history
+    let rows = MarketRows::new(data, requested_currency);
+    let sql = format!(
+        "INSERT INTO platforms.marketplace_data
+             (product_id, stockx_product_id, stockx_variant_id, currency, lowest_ask, highest_bid,
+              sell_faster, earn_more, fetched_at)
+         SELECT $1, $2, d.variant_id, d.currency, d.lowest_ask, d.highest_bid, d.sell_faster,
+                d.earn_more, now()
+         FROM {MARKET_ROWS}
+         ON CONFLICT (stockx_variant_id, currency) DO UPDATE
+         SET lowest_ask = EXCLUDED.lowest_ask, highest_bid = EXCLUDED.highest_bid,
+             sell_faster = EXCLUDED.sell_faster, earn_more = EXCLUDED.earn_more,
+             fetched_at = EXCLUDED.fetched_at"
+    );
+    rows.bind(sqlx::query(&sql).bind(product_id).bind(stockx_product_id))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Today's prices of a product's variants, in one statement: the day's history row is
+/// replaced by a later fetch the same day, so the row holds the day's last answer.
+pub async fn store_market_history(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    stockx_product_id: &str,
+    data: &[MarketData],
+    requested_currency: &str,
+) -> Result<(), sqlx::Error> {
+    let rows = MarketRows::new(data, requested_currency);
+    let sql = format!(
+        "INSERT INTO platforms.market_price_history
              (stockx_variant_id, currency, day, product_id, stockx_product_id, lowest_ask,
               highest_bid, sell_faster, earn_more, fetched_at)
          SELECT d.variant_id, d.currency, current_date, $1, $2, d.lowest_ask, d.highest_bid,
                 d.sell_faster, d.earn_more, now()
-         FROM d
+         FROM {MARKET_ROWS}
          ON CONFLICT (stockx_variant_id, currency, day) DO UPDATE
          SET product_id = EXCLUDED.product_id, stockx_product_id = EXCLUDED.stockx_product_id,
              lowest_ask = EXCLUDED.lowest_ask, highest_bid = EXCLUDED.highest_bid,
              sell_faster = EXCLUDED.sell_faster, earn_more = EXCLUDED.earn_more,
-             fetched_at = EXCLUDED.fetched_at",
-    )
-    .bind(product_id)
-    .bind(stockx_product_id)
-    .bind(&variants)
-    .bind(&currencies)
-    .bind(prices(|md| md.lowest_ask_amount))
-    .bind(prices(|md| md.highest_bid_amount))
-    .bind(prices(|md| md.sell_faster_amount))
-    .bind(prices(|md| md.earn_more_amount))
-    .execute(conn)
-    .await?;
+             fetched_at = EXCLUDED.fetched_at"
+    );
+    rows.bind(sqlx::query(&sql).bind(product_id).bind(stockx_product_id))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

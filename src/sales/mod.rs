@@ -4,9 +4,9 @@
 //! the commands, the Notion import) say what they need; this module says how it is stored.
 //!
 //! - `orders`: StockX orders with the facts their rules need, and what StockX says of them.
-//! - `products`: the catalog side (products, inventory items, market data).
-//! - `market`: the unsold stock the market refresh asks about, the price history, and the
-//!   samples the price-outlier rules compare with.
+//! - `products`: the catalog side (products, inventory items).
+//! - `market`: StockX's market data (latest prices and the price history), the unsold stock
+//!   the market refresh asks about, and the samples the price-outlier rules compare with.
 //! - `entry`: sales entered through `platforms.stockx_sale_entry`, as Budibase enters them.
 //! - `checks`: the integrity checks `verify` runs over the whole database.
 //!
@@ -24,8 +24,8 @@ pub use checks::{run_integrity_checks, CheckResult};
 pub use entry::{enter_sale, enter_sales, sale_summaries, supplier_count, SaleEntry, SaleSummary};
 pub use market::{
     count_dead_stock, insert_synthetic_stock, market_refresh_plan, market_samples_around,
-    outlier_facts, own_purchase_prices, own_sale_prices, store_product_market, without_jit,
-    OutlierFacts, ProductToRefresh, RefreshPlan, SyntheticStock,
+    outlier_facts, own_purchase_prices, own_sale_prices, store_market_data, store_market_history,
+    without_jit, OutlierFacts, ProductToRefresh, RefreshPlan, SyntheticStock,
 };
 pub use orders::{
     count_orders_by_enrichment, count_orders_other_than, count_orders_pending_over_24h, find_order,
@@ -35,7 +35,7 @@ pub use orders::{
 };
 pub use products::{
     fill_product_id, forget_product_not_found, load_inventory, product_lookup, set_variant_id,
-    store_market_data, store_product, InventoryRow, ProductLookup, VariantWrite,
+    store_product, InventoryRow, ProductLookup, VariantWrite,
 };
 pub use stale::{forget_products_not_found, order_ids, stale_enrichment, StaleEnrichment};
 

@@ -5,7 +5,7 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::stockx::{MarketData, Product};
+use crate::stockx::Product;
 
 /// What is known of a product's StockX lookup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -179,36 +179,4 @@ pub async fn set_variant_id(
     .await?
     .rows_affected();
     Ok(written > 0)
-}
-
-/// Stores StockX's prices for one variant (one row per variant and currency, replaced on
-/// each fetch). The currency is the one StockX names, else the one they were asked in.
-pub async fn store_market_data(
-    conn: &mut PgConnection,
-    product_id: Uuid,
-    stockx_product_id: &str,
-    md: &MarketData,
-    requested_currency: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO platforms.marketplace_data
-             (product_id, stockx_product_id, stockx_variant_id, currency, lowest_ask, highest_bid,
-              sell_faster, earn_more, fetched_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-         ON CONFLICT (stockx_variant_id, currency) DO UPDATE
-         SET lowest_ask = EXCLUDED.lowest_ask, highest_bid = EXCLUDED.highest_bid,
-             sell_faster = EXCLUDED.sell_faster, earn_more = EXCLUDED.earn_more,
-             fetched_at = EXCLUDED.fetched_at",
-    )
-    .bind(product_id)
-    .bind(stockx_product_id)
-    .bind(&md.variant_id)
-    .bind(md.currency_code.as_deref().unwrap_or(requested_currency))
-    .bind(md.lowest_ask_amount)
-    .bind(md.highest_bid_amount)
-    .bind(md.sell_faster_amount)
-    .bind(md.earn_more_amount)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

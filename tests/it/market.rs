@@ -1125,7 +1125,10 @@ async fn a_variant_named_twice_in_one_answer_is_stored_once_with_its_last_prices
         let pool = db.pool.clone();
         async move {
             let mut conn = pool.acquire().await.unwrap();
-            stockx_sync::sales::store_product_market(&mut conn, product_id, "p-1", &data, "EUR")
+            stockx_sync::sales::store_market_data(&mut conn, product_id, "p-1", &data, "EUR")
+                .await
+                .unwrap();
+            stockx_sync::sales::store_market_history(&mut conn, product_id, "p-1", &data, "EUR")
                 .await
                 .unwrap();
             let mut tables = Vec::new();
